@@ -1,0 +1,61 @@
+//! What a vehicle actor owns, and what is persisted of it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::Vehicle;
+
+/// Where the current data came from. Told to readers so they can judge it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataSource {
+    /// An Enode webhook event.
+    Webhook,
+    /// A refresh this service asked Enode for.
+    Refresh,
+    /// Loaded from the store at start; nothing newer has arrived since.
+    Restored,
+}
+
+impl DataSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataSource::Webhook => "webhook",
+            DataSource::Refresh => "refresh",
+            DataSource::Restored => "restored",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "webhook" => Some(DataSource::Webhook),
+            "refresh" => Some(DataSource::Refresh),
+            "restored" => Some(DataSource::Restored),
+            _ => None,
+        }
+    }
+}
+
+/// One vehicle's live state: the Enode vehicle plus what the service knows about it.
+/// This is also the persisted record (the store writes it behind, the fleet restores it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VehicleState {
+    /// The service's own id: stable, never reused, what old HA installs hold.
+    pub internal_id: Uuid,
+    /// The owner. A user's id is also their Enode user id.
+    pub user_id: Uuid,
+    pub vehicle: Vehicle,
+    pub source: DataSource,
+    /// When the service last received this vehicle's data from Enode (webhook or refresh).
+    pub received_at: DateTime<Utc>,
+    /// Enode said the user's vendor credentials are invalid: the data is no longer live until the
+    /// user relinks (a new discovered/updated event clears it).
+    pub relink_required: bool,
+}
+
+impl VehicleState {
+    pub fn enode_id(&self) -> &str {
+        &self.vehicle.id
+    }
+}

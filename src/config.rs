@@ -1,0 +1,397 @@
+//! One typed configuration, from (lowest to highest precedence) built-in defaults, an optional
+//! TOML file (`EVCONDUIT_CONFIG`, else `./evconduit.toml` when present) and `EVCONDUIT_*`
+//! environment variables. Every key `x` can also be given as `EVCONDUIT_X_FILE`, naming a file
+//! that holds the value (for secrets mounted by an orchestrator).
+//!
+//! Environment values are strings; each is read as the type its key has in the defaults
+//! (numbers, booleans, comma-separated lists), so `EVCONDUIT_ENODE_RATE_PER_MINUTE=120` works and
+//! a secret made only of digits stays a string.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+const ENV_PREFIX: &str = "EVCONDUIT_";
+const FILE_SUFFIX: &str = "_FILE";
+/// Names the config file; not itself a config key.
+const CONFIG_PATH_VAR: &str = "EVCONDUIT_CONFIG";
+const DEFAULT_CONFIG_FILE: &str = "evconduit.toml";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://path` (created if missing) or `postgres://...`.
+    pub database_url: Secret,
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// Secrets Enode signs webhooks with. Any one may match, so a secret can be rotated.
+    pub enode_webhook_secrets: Vec<Secret>,
+    /// Largest webhook body accepted, in bytes (Enode sends at most 100 events).
+    pub enode_webhook_max_body_bytes: usize,
+    /// How often vehicle state is written behind to the store, in milliseconds.
+    pub write_behind_interval_ms: u64,
+    /// Most vehicle writes in one store transaction.
+    pub write_behind_batch: usize,
+    /// How often the server looks for keys revoked by another process (the CLI), in milliseconds.
+    pub key_revocation_poll_ms: u64,
+    /// Log output: `text` or `json`.
+    pub log_format: LogFormat,
+    /// Default log filter when RUST_LOG is not set.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: Secret::new("sqlite://evconduit.db"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            enode_webhook_secrets: Vec::new(),
+            enode_webhook_max_body_bytes: 5 * 1024 * 1024,
+            write_behind_interval_ms: 200,
+            write_behind_batch: 500,
+            key_revocation_poll_ms: 1000,
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    ParseFile {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("cannot read {var} (the file it names): {source}")]
+    ReadSecretFile { var: String, source: std::io::Error },
+    #[error("{var}: {message}")]
+    BadValue { var: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The loaded configuration plus what the loader wants the operator to know (unknown variables).
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads the process environment and the config file.
+    pub fn load() -> Result<Loaded, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let file = env
+            .iter()
+            .find(|(k, _)| k == CONFIG_PATH_VAR)
+            .map(|(_, v)| PathBuf::from(v))
+            .or_else(|| {
+                Path::new(DEFAULT_CONFIG_FILE)
+                    .exists()
+                    .then(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+            });
+        Self::from_sources(file.as_deref(), env)
+    }
+
+    /// The loader itself, with its inputs passed in (tests do not touch the process environment).
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let defaults = match serde_json::to_value(Config::default()) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "defaults do not serialise to a table".into(),
+                ));
+            }
+        };
+        let mut merged = Map::new();
+        if let Some(path) = file {
+            merged.extend(read_file(path)?);
+        }
+        let mut warnings = Vec::new();
+        for (key, value) in env_overrides(env, &defaults, &mut warnings)? {
+            merged.insert(key, value);
+        }
+        let config: Config = serde_json::from_value(Value::Object(merged))
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database_url.expose();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(
+                "database_url must start with sqlite: or postgres://".into(),
+            ));
+        }
+        if self
+            .enode_webhook_secrets
+            .iter()
+            .any(|s| s.expose().is_empty())
+        {
+            return Err(ConfigError::Invalid(
+                "enode_webhook_secrets has an empty entry".into(),
+            ));
+        }
+        if self.write_behind_batch == 0 {
+            return Err(ConfigError::Invalid(
+                "write_behind_batch must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::ParseFile {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })?;
+    match serde_json::to_value(table) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ConfigError::Invalid(format!(
+            "{} is not a table",
+            path.display()
+        ))),
+    }
+}
+
+/// `EVCONDUIT_*` variables as typed values keyed like the struct. `X_FILE` reads the file; a
+/// variable that names no key is reported, not fatal (a typo should be seen, not crash a deploy).
+fn env_overrides(
+    env: impl IntoIterator<Item = (String, String)>,
+    defaults: &Map<String, Value>,
+    warnings: &mut Vec<String>,
+) -> Result<BTreeMap<String, Value>, ConfigError> {
+    let mut out = BTreeMap::new();
+    let mut from_files = BTreeMap::new();
+    for (var, raw) in env {
+        let Some(name) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if var == CONFIG_PATH_VAR {
+            continue;
+        }
+        let key = name.to_ascii_lowercase();
+        if let Some(kind) = defaults.get(&key) {
+            out.insert(key, typed(&var, &raw, kind)?);
+            continue;
+        }
+        let file_key = key
+            .strip_suffix(&FILE_SUFFIX.to_ascii_lowercase())
+            .map(str::to_owned);
+        match file_key.and_then(|k| defaults.get(&k).map(|kind| (k, kind))) {
+            Some((key, kind)) => {
+                let text = std::fs::read_to_string(&raw).map_err(|source| {
+                    ConfigError::ReadSecretFile {
+                        var: var.clone(),
+                        source,
+                    }
+                })?;
+                // Files written by editors and `echo` end in a newline that is not part of the secret.
+                let value = text.trim_end_matches(['\n', '\r']);
+                from_files.insert(key, typed(&var, value, kind)?);
+            }
+            None => warnings.push(format!("unknown configuration variable {var} (ignored)")),
+        }
+    }
+    // A value given directly wins over the same key given as a file.
+    for (key, value) in from_files {
+        out.entry(key).or_insert(value);
+    }
+    Ok(out)
+}
+
+/// Reads an environment string as the JSON type the key has in the defaults.
+fn typed(var: &str, raw: &str, kind: &Value) -> Result<Value, ConfigError> {
+    let bad = |message: String| ConfigError::BadValue {
+        var: var.to_owned(),
+        message,
+    };
+    Ok(match kind {
+        Value::Bool(_) => match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Value::Bool(true),
+            "0" | "false" | "no" | "off" => Value::Bool(false),
+            other => return Err(bad(format!("expected true or false, got {other:?}"))),
+        },
+        Value::Number(n) if n.is_f64() => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| bad(format!("expected a number, got {raw:?}")))?,
+        Value::Number(_) => raw
+            .trim()
+            .parse::<u64>()
+            .map(Value::from)
+            .map_err(|_| bad(format!("expected a whole number, got {raw:?}")))?,
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        ),
+        // Strings, and optional values whose default is unset.
+        _ => Value::String(raw.to_owned()),
+    })
+}
+
+/// A value that must not appear in logs, `Debug` output or error bodies.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The only way to read the value: call sites that do are easy to audit.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Serialising exists only so the loader can learn each key's type from the defaults; it never
+/// writes the value.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_run_without_setup() {
+        let loaded = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(loaded.config.database_url.expose(), "sqlite://evconduit.db");
+        assert_eq!(loaded.config.listen.to_string(), "127.0.0.1:8080");
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn env_overrides_file_and_is_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("evconduit.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nwrite_behind_batch = 7\n").unwrap();
+        let loaded = Config::from_sources(
+            Some(&file),
+            env(&[
+                ("EVCONDUIT_WRITE_BEHIND_BATCH", "42"),
+                ("EVCONDUIT_ENODE_WEBHOOK_SECRETS", "old-secret, 12345"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(loaded.config.write_behind_batch, 42);
+        let secrets: Vec<&str> = loaded
+            .config
+            .enode_webhook_secrets
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(secrets, ["old-secret", "12345"]);
+    }
+
+    #[test]
+    fn file_variants_read_secrets_and_unknown_vars_warn() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "from-file\n").unwrap();
+        let loaded = Config::from_sources(
+            None,
+            env(&[
+                (
+                    "EVCONDUIT_ENODE_WEBHOOK_SECRETS_FILE",
+                    secret.to_str().unwrap(),
+                ),
+                ("EVCONDUIT_LISTNE", "typo"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.enode_webhook_secrets[0].expose(), "from-file");
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("EVCONDUIT_LISTNE"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let loaded = Config::from_sources(
+            None,
+            env(&[
+                ("EVCONDUIT_ENODE_WEBHOOK_SECRETS", "hunter2"),
+                ("EVCONDUIT_DATABASE_URL", "postgres://u:pw-hunter3@db/x"),
+            ]),
+        )
+        .unwrap();
+        let debug = format!("{:?}", loaded.config);
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("hunter3"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::from_sources(None, env(&[("EVCONDUIT_WRITE_BEHIND_BATCH", "lots")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("EVCONDUIT_WRITE_BEHIND_BATCH"),
+            "{err}"
+        );
+        let err = Config::from_sources(None, env(&[("EVCONDUIT_DATABASE_URL", "mysql://x")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("database_url"), "{err}");
+    }
+}

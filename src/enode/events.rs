@@ -1,0 +1,194 @@
+//! The events inside an Enode webhook delivery (a JSON array of up to 100 of them).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::model::Vehicle;
+
+/// One event, typed by its `event` name.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "event")]
+pub enum Event {
+    #[serde(rename = "user:vehicle:discovered")]
+    VehicleDiscovered(VehicleEvent),
+    #[serde(rename = "user:vehicle:updated")]
+    VehicleUpdated(VehicleEvent),
+    #[serde(rename = "user:vehicle:deleted")]
+    VehicleDeleted(VehicleRef),
+    #[serde(rename = "user:credentials:invalidated")]
+    CredentialsInvalidated(CredentialsInvalidated),
+    #[serde(rename = "user:vendor-action:updated")]
+    VendorActionUpdated(VendorActionUpdated),
+    #[serde(rename = "system:heartbeat")]
+    Heartbeat(Heartbeat),
+    #[serde(rename = "enode:webhook:test")]
+    WebhookTest(Envelope),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserRef {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VehicleEvent {
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    pub user: UserRef,
+    pub vehicle: Vehicle,
+    #[serde(default)]
+    pub updated_fields: Vec<String>,
+}
+
+/// A deleted vehicle: only its id matters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VehicleRef {
+    pub user: UserRef,
+    pub vehicle: VehicleId,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VehicleId {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsInvalidated {
+    pub user: UserRef,
+    #[serde(default)]
+    pub vendor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VendorActionUpdated {
+    pub user: UserRef,
+    /// The ChargeAction, kept raw until the charging-command work types it.
+    pub vendor_action: Box<RawValue>,
+    #[serde(default)]
+    pub updated_fields: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    #[serde(default)]
+    pub pending_events: Option<u64>,
+}
+
+/// What one element of a delivery turned out to be.
+#[derive(Debug)]
+pub enum Parsed {
+    Event(Box<Event>),
+    /// An event this service does not handle; the name is kept for counting.
+    Unknown(String),
+    /// A known event whose payload does not have the expected shape.
+    Malformed {
+        event: String,
+        error: String,
+    },
+}
+
+/// Why a delivery body is not a batch of events at all (answered with 400).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("body is not a JSON array: {0}")]
+    NotAnArray(String),
+    #[error("element {index} is not an event object with an \"event\" name")]
+    NotAnEvent { index: usize },
+}
+
+#[derive(Deserialize)]
+struct Name {
+    event: String,
+}
+
+const KNOWN: [&str; 7] = [
+    "user:vehicle:discovered",
+    "user:vehicle:updated",
+    "user:vehicle:deleted",
+    "user:credentials:invalidated",
+    "user:vendor-action:updated",
+    "system:heartbeat",
+    "enode:webhook:test",
+];
+
+/// Parses a delivery body. The array and each element's `event` name must be valid or the whole
+/// body is refused; a known event with a bad payload is reported per element, so one odd vehicle
+/// does not make Enode retry (and so delay) the 99 good events beside it.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<Parsed>, BatchError> {
+    let items: Vec<&RawValue> =
+        serde_json::from_slice(body).map_err(|e| BatchError::NotAnArray(e.to_string()))?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let name: Name =
+                serde_json::from_str(raw.get()).map_err(|_| BatchError::NotAnEvent { index })?;
+            if !KNOWN.contains(&name.event.as_str()) {
+                return Ok(Parsed::Unknown(name.event));
+            }
+            Ok(match serde_json::from_str::<Event>(raw.get()) {
+                Ok(event) => Parsed::Event(Box::new(event)),
+                Err(e) => Parsed::Malformed {
+                    event: name.event,
+                    error: e.to_string(),
+                },
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixture_batch_parses() {
+        let parsed =
+            parse_batch(include_bytes!("../../tests/fixtures/webhook-batch.json")).unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert!(
+            matches!(&parsed[0], Parsed::Event(e) if matches!(**e, Event::VehicleDiscovered(_)))
+        );
+        assert!(matches!(&parsed[1], Parsed::Event(e) if matches!(**e, Event::VehicleUpdated(_))));
+        assert!(matches!(&parsed[2], Parsed::Event(e) if matches!(**e, Event::Heartbeat(_))));
+    }
+
+    #[test]
+    fn not_an_array_or_not_events_is_refused() {
+        assert!(matches!(
+            parse_batch(b"{\"event\":\"x\"}"),
+            Err(BatchError::NotAnArray(_))
+        ));
+        assert!(matches!(
+            parse_batch(b"[1,2]"),
+            Err(BatchError::NotAnEvent { index: 0 })
+        ));
+        assert!(matches!(
+            parse_batch(b"not json"),
+            Err(BatchError::NotAnArray(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_and_malformed_events_are_reported_not_fatal() {
+        let body = br#"[{"event":"user:charger:updated"},{"event":"user:vehicle:updated","user":{"id":"u"}}]"#;
+        let parsed = parse_batch(body).unwrap();
+        assert!(matches!(&parsed[0], Parsed::Unknown(name) if name == "user:charger:updated"));
+        assert!(matches!(&parsed[1], Parsed::Malformed { .. }));
+    }
+}

@@ -1,0 +1,8 @@
+//! evconduit: a shared cache between Home Assistant and the Enode EV API.
+//!
+//! Start at `app` (how the pieces are wired), then `http` (what clients call) and the
+//! `evconduit-actors` crate (who owns each vehicle's state). See DESIGN.md for the data flow.
+
+pub mod config;
+pub mod enode;
+pub mod store;

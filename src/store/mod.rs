@@ -1,0 +1,115 @@
+//! Persistence: one `Store` trait, a Postgres and a SQLite implementation with the same schema
+//! (`migrations/postgres`, `migrations/sqlite`), and one conformance suite (tests/store.rs) that
+//! runs against both.
+//!
+//! Nothing on the read path touches the store: accounts are cached in memory and vehicle state
+//! lives in the actors. The store is for durability and for start-up.
+
+mod postgres;
+mod records;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use evconduit_actors::ports::{PortError, StateStore, VehicleWrite};
+use evconduit_actors::state::VehicleState;
+use uuid::Uuid;
+
+pub use postgres::PostgresStore;
+pub use records::*;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint: the email, id or key already exists. The message names which.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The database could not be reached or failed; trying again later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A row the code cannot read (bad enum value, bad JSON): a bug or a hand-edited database.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The URL names no backend this build knows.
+    #[error("unsupported database url (expected sqlite://... or postgres://...)")]
+    UnsupportedUrl,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations. Safe to run at every start and from several processes.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // Users.
+    /// Fails with `Conflict` when the id or the email is taken (emails compare case-insensitively).
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError>;
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// Case-insensitive.
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// Ordered by created_at, then id.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    // API keys.
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+    /// Revoked keys are returned too (with `revoked_at` set): the caller decides.
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError>;
+    /// Ordered by created_at, then id; revoked keys included.
+    async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError>;
+    /// Sets `revoked_at` if not yet set. Returns the key as it now is, or None if no such key.
+    async fn revoke_api_key(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ApiKey>, StoreError>;
+    /// Keys revoked at or after `since`: how a running server learns of revocations made by
+    /// another process (the CLI).
+    async fn keys_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError>;
+    /// Records key use, batched; a later time never goes backwards.
+    async fn touch_api_keys(&self, used: &[(Uuid, DateTime<Utc>)]) -> Result<(), StoreError>;
+
+    // Vehicles (the actors' state, written behind).
+    async fn load_vehicles(&self) -> Result<Vec<VehicleState>, StoreError>;
+    /// All or nothing. Upserts key on the internal id; the Enode id stays unique.
+    async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), StoreError>;
+
+    // Enode webhook deliveries.
+    /// Records the delivery id; `Duplicate` when the id was recorded before.
+    async fn record_delivery(&self, delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError>;
+}
+
+/// Opens the store the URL names: `sqlite://path` (file created if missing, `sqlite::memory:` for
+/// a throwaway) or `postgres://...`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}
+
+/// The actors see the store through their `StateStore` port.
+pub struct ActorStateStore(pub Arc<dyn Store>);
+
+#[async_trait]
+impl StateStore for ActorStateStore {
+    async fn load_vehicles(&self) -> Result<Vec<VehicleState>, PortError> {
+        self.0.load_vehicles().await.map_err(into_port_error)
+    }
+
+    async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), PortError> {
+        self.0.write_vehicles(batch).await.map_err(into_port_error)
+    }
+}
+
+fn into_port_error(err: StoreError) -> PortError {
+    match err {
+        StoreError::Unavailable(_) => PortError::retryable(err.to_string()),
+        _ => PortError::permanent(err.to_string()),
+    }
+}
