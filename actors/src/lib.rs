@@ -4,7 +4,15 @@
 //!
 //! This crate knows no HTTP, SQL or Enode client: it reaches the world through `ports`.
 
+pub mod fleet;
 pub mod model;
 pub mod ports;
+pub mod snapshot;
 pub mod state;
+pub mod status;
 pub mod tier;
+pub mod vehicle;
+pub mod write_behind;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -1,0 +1,676 @@
+//! The `Fleet`: spawns, finds, supervises and restores the vehicle actors.
+//!
+//! Creation and removal go through one supervisor actor, so two webhook deliveries naming the same
+//! new vehicle cannot create it twice. Messages to a known vehicle go straight to its actor (the
+//! fast path). A panicking actor is restarted from its last published snapshot; more than a
+//! budget of restarts within a window marks the vehicle degraded instead of looping: its last
+//! snapshot keeps being served (flagged), and new data waits, parked, until an operator restarts it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
+};
+use uuid::Uuid;
+
+use crate::model::Vehicle;
+use crate::ports::{PortError, StateStore, VehicleWrite};
+use crate::snapshot::{ActorStatus, BoardEntry, Snapshot, SnapshotBoard};
+use crate::state::{DataSource, VehicleState};
+use crate::vehicle::{ObservationKind, VehicleActor, VehicleArgs, VehicleContext, VehicleMsg};
+
+#[derive(Clone, Debug)]
+pub struct FleetConfig {
+    /// Restarts allowed within `restart_window` before a vehicle is marked degraded.
+    pub restart_budget: usize,
+    pub restart_window: Duration,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            restart_budget: 5,
+            restart_window: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("the fleet supervisor is not running")]
+    SupervisorDown,
+    #[error("could not restore vehicles: {0}")]
+    Restore(#[from] PortError),
+    #[error("could not start an actor: {0}")]
+    Spawn(String),
+}
+
+/// What happened to an observation handed to the fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// Queued to the vehicle's actor (or to the supervisor, to create or resume it).
+    Queued,
+    /// The vehicle belongs to another user than the event names; nothing was done.
+    WrongOwner,
+}
+
+/// Supervision facts about one vehicle, for admins.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VehicleHealth {
+    pub status: ActorStatus,
+    pub restarts_in_window: usize,
+    pub total_restarts: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct FleetStats {
+    pub vehicles: usize,
+    pub created: u64,
+    pub removed: u64,
+    pub restarts: u64,
+    pub degraded: u64,
+    /// Messages for a vehicle that no longer exists.
+    pub dropped: u64,
+}
+
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<FleetInner>,
+}
+
+struct FleetInner {
+    context: Arc<VehicleContext>,
+    registry: Arc<Registry>,
+    supervisor: ActorRef<SupervisorMsg>,
+    restored: AtomicBool,
+}
+
+/// Who runs each vehicle. Written by the supervisor (and by `restore`, before anything else runs).
+#[derive(Default)]
+struct Registry {
+    slots: DashMap<Uuid, Slot>,
+    by_actor: DashMap<ActorId, Uuid>,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    created: AtomicU64,
+    removed: AtomicU64,
+    restarts: AtomicU64,
+    degraded: AtomicU64,
+    dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// None while restarting or degraded.
+    actor: Option<ActorRef<VehicleMsg>>,
+    recent_restarts: VecDeque<Instant>,
+    total_restarts: u64,
+    last_error: Option<String>,
+    /// The newest data that arrived while the vehicle was degraded, applied on restart.
+    parked: Option<VehicleMsg>,
+}
+
+impl Registry {
+    fn actor(&self, id: Uuid) -> Option<ActorRef<VehicleMsg>> {
+        self.slots.get(&id).and_then(|slot| slot.actor.clone())
+    }
+
+    fn set_actor(&self, id: Uuid, actor: ActorRef<VehicleMsg>) {
+        self.by_actor.insert(actor.get_id(), id);
+        self.slots.entry(id).or_default().actor = Some(actor);
+    }
+}
+
+impl Fleet {
+    /// Starts the supervisor. Vehicles come from `restore` and from observations.
+    pub async fn start(
+        context: Arc<VehicleContext>,
+        config: FleetConfig,
+    ) -> Result<Self, FleetError> {
+        let registry = Arc::new(Registry::default());
+        let args = SupervisorState {
+            context: Arc::clone(&context),
+            registry: Arc::clone(&registry),
+            config,
+        };
+        let (supervisor, _handle) = Actor::spawn(None, FleetSupervisor, args)
+            .await
+            .map_err(|e| FleetError::Spawn(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(FleetInner {
+                context,
+                registry,
+                supervisor,
+                restored: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn board(&self) -> &Arc<SnapshotBoard> {
+        &self.inner.context.board
+    }
+
+    /// Loads every vehicle from the store, publishes its snapshot and starts its actor. Call once,
+    /// before the HTTP port opens, so the first read after a restart already has data.
+    pub async fn restore(&self, store: &dyn StateStore) -> Result<usize, FleetError> {
+        let states = store.load_vehicles().await?;
+        let count = states.len();
+        for mut state in states {
+            state.source = DataSource::Restored;
+            let entry = self
+                .inner
+                .context
+                .board
+                .publish(Arc::new(Snapshot::render(Arc::new(state))));
+            let id = entry.snapshot().state.internal_id;
+            let actor =
+                spawn_vehicle(&self.inner.context, entry, self.inner.supervisor.get_cell()).await?;
+            self.inner.registry.set_actor(id, actor);
+        }
+        self.inner.restored.store(true, Ordering::Release);
+        tracing::info!(vehicles = count, "fleet restored from the store");
+        Ok(count)
+    }
+
+    /// True once `restore` has finished.
+    pub fn is_restored(&self) -> bool {
+        self.inner.restored.load(Ordering::Acquire)
+    }
+
+    /// Hands new data about a vehicle to its actor, creating the vehicle (owned by `user_id`) if
+    /// it is new. Never waits for the actor.
+    pub fn observe(
+        &self,
+        user_id: Uuid,
+        vehicle: Vehicle,
+        source: DataSource,
+        kind: ObservationKind,
+    ) -> Routed {
+        let Some(entry) = self.inner.context.board.get(&vehicle.id) else {
+            let msg = SupervisorMsg::Create {
+                user_id,
+                vehicle: Box::new(vehicle),
+                source,
+                kind,
+            };
+            return self.to_supervisor(msg);
+        };
+        let state = entry.snapshot().state.clone();
+        if state.user_id != user_id {
+            tracing::warn!(vehicle = %vehicle.id, "event names a different owner than the vehicle has; ignored");
+            return Routed::WrongOwner;
+        }
+        self.send(
+            state.internal_id,
+            VehicleMsg::Observe {
+                vehicle: Box::new(vehicle),
+                source,
+                kind,
+            },
+        )
+    }
+
+    /// Marks every vehicle of a user as needing a relink.
+    pub fn credentials_invalidated(&self, user_id: Uuid) -> usize {
+        let entries = self.inner.context.board.for_user(user_id);
+        for entry in &entries {
+            self.send(
+                entry.snapshot().state.internal_id,
+                VehicleMsg::CredentialsInvalidated,
+            );
+        }
+        entries.len()
+    }
+
+    /// Removes a vehicle (by either id): stops its actor, takes it off the board, deletes it from
+    /// the store (behind). Returns whether it existed.
+    pub async fn remove(&self, id: &str) -> Result<bool, FleetError> {
+        let Some(entry) = self.inner.context.board.get(id) else {
+            return Ok(false);
+        };
+        let internal_id = entry.snapshot().state.internal_id;
+        ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Remove {
+            internal_id,
+            reply
+        })
+        .map_err(|_| FleetError::SupervisorDown)
+    }
+
+    /// Restarts a vehicle's actor from its last snapshot (also un-degrades it).
+    pub async fn restart(&self, id: &str) -> Result<bool, FleetError> {
+        let Some(entry) = self.inner.context.board.get(id) else {
+            return Ok(false);
+        };
+        let internal_id = entry.snapshot().state.internal_id;
+        ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Restart {
+            internal_id,
+            reply
+        })
+        .map_err(|_| FleetError::SupervisorDown)
+    }
+
+    /// Makes a vehicle's actor panic (tests, chaos drills).
+    pub fn inject_panic(&self, id: &str, reason: &str) -> bool {
+        let Some(entry) = self.inner.context.board.get(id) else {
+            return false;
+        };
+        self.send(
+            entry.snapshot().state.internal_id,
+            VehicleMsg::Crash {
+                reason: reason.to_owned(),
+            },
+        );
+        true
+    }
+
+    pub fn health(&self, id: &str) -> Option<VehicleHealth> {
+        let entry = self.inner.context.board.get(id)?;
+        let internal_id = entry.snapshot().state.internal_id;
+        let slot = self.inner.registry.slots.get(&internal_id)?;
+        Some(VehicleHealth {
+            status: entry.status(),
+            restarts_in_window: slot.recent_restarts.len(),
+            total_restarts: slot.total_restarts,
+            last_error: slot.last_error.clone(),
+        })
+    }
+
+    pub fn stats(&self) -> FleetStats {
+        let c = &self.inner.registry.counters;
+        FleetStats {
+            vehicles: self.inner.registry.slots.len(),
+            created: c.created.load(Ordering::Relaxed),
+            removed: c.removed.load(Ordering::Relaxed),
+            restarts: c.restarts.load(Ordering::Relaxed),
+            degraded: c.degraded.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops every actor (after the message each is handling) and the supervisor. State written
+    /// behind is flushed by the caller afterwards (`WriteBehind::flush`).
+    pub async fn shutdown(&self, timeout: Duration) {
+        let cell = self.inner.supervisor.get_cell();
+        cell.stop_children_and_wait(Some("shutdown".into()), Some(timeout))
+            .await;
+        for entry in self.inner.context.board.entries() {
+            entry.set_status(ActorStatus::Stopped);
+        }
+        let _ = cell
+            .stop_and_wait(Some("shutdown".into()), Some(timeout))
+            .await;
+    }
+
+    fn send(&self, internal_id: Uuid, msg: VehicleMsg) -> Routed {
+        match self.inner.registry.actor(internal_id) {
+            Some(actor) => match actor.cast(msg) {
+                Ok(()) => Routed::Queued,
+                // The actor just died; the supervisor is restarting it and will deliver.
+                Err(MessagingErr::SendErr(msg)) => self.to_supervisor(SupervisorMsg::Deliver {
+                    internal_id,
+                    msg,
+                    attempts: 0,
+                }),
+                Err(_) => Routed::Queued,
+            },
+            None => self.to_supervisor(SupervisorMsg::Deliver {
+                internal_id,
+                msg,
+                attempts: 0,
+            }),
+        }
+    }
+
+    fn to_supervisor(&self, msg: SupervisorMsg) -> Routed {
+        if self.inner.supervisor.cast(msg).is_err() {
+            // Only during shutdown.
+            self.inner
+                .registry
+                .counters
+                .dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Routed::Queued
+    }
+}
+
+async fn spawn_vehicle(
+    context: &Arc<VehicleContext>,
+    entry: Arc<BoardEntry>,
+    supervisor: ractor::ActorCell,
+) -> Result<ActorRef<VehicleMsg>, FleetError> {
+    let args = VehicleArgs {
+        context: Arc::clone(context),
+        entry,
+    };
+    let (actor, _handle) = Actor::spawn_linked(None, VehicleActor, args, supervisor)
+        .await
+        .map_err(|e| FleetError::Spawn(e.to_string()))?;
+    Ok(actor)
+}
+
+/// How many times a message to a dying actor is re-queued while its restart completes.
+const DELIVERY_ATTEMPTS: u8 = 20;
+
+enum SupervisorMsg {
+    Create {
+        user_id: Uuid,
+        vehicle: Box<Vehicle>,
+        source: DataSource,
+        kind: ObservationKind,
+    },
+    Deliver {
+        internal_id: Uuid,
+        msg: VehicleMsg,
+        attempts: u8,
+    },
+    Remove {
+        internal_id: Uuid,
+        reply: RpcReplyPort<bool>,
+    },
+    Restart {
+        internal_id: Uuid,
+        reply: RpcReplyPort<bool>,
+    },
+}
+
+struct FleetSupervisor;
+
+struct SupervisorState {
+    context: Arc<VehicleContext>,
+    registry: Arc<Registry>,
+    config: FleetConfig,
+}
+
+impl Actor for FleetSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorState;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        args: SupervisorState,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Create {
+                user_id,
+                vehicle,
+                source,
+                kind,
+            } => {
+                state.create(&myself, user_id, *vehicle, source, kind).await;
+            }
+            SupervisorMsg::Deliver {
+                internal_id,
+                msg,
+                attempts,
+            } => state.deliver(&myself, internal_id, msg, attempts),
+            SupervisorMsg::Remove { internal_id, reply } => {
+                let existed = state.remove(internal_id).await;
+                let _ = reply.send(existed);
+            }
+            SupervisorMsg::Restart { internal_id, reply } => {
+                let restarted = state.restart(&myself, internal_id).await;
+                let _ = reply.send(restarted);
+            }
+        }
+        // Never fail: an error here would stop the supervisor and orphan every vehicle.
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, error) => {
+                if let Some((_, id)) = state.registry.by_actor.remove(&cell.get_id()) {
+                    state.recover(&myself, id, error.to_string()).await;
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.registry.by_actor.remove(&cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    async fn create(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        user_id: Uuid,
+        vehicle: Vehicle,
+        source: DataSource,
+        kind: ObservationKind,
+    ) {
+        if let Some(entry) = self.context.board.get(&vehicle.id) {
+            // Created by an earlier message in this mailbox: deliver instead.
+            let state = entry.snapshot().state.clone();
+            if state.user_id == user_id {
+                let msg = VehicleMsg::Observe {
+                    vehicle: Box::new(vehicle),
+                    source,
+                    kind,
+                };
+                self.deliver(myself, state.internal_id, msg, 0);
+            }
+            return;
+        }
+        let state = VehicleState {
+            internal_id: Uuid::new_v4(),
+            user_id,
+            vehicle,
+            source,
+            received_at: self.context.clock.now(),
+            relink_required: false,
+        };
+        let snapshot = Arc::new(Snapshot::render(Arc::new(state)));
+        self.context
+            .write_behind
+            .submit(VehicleWrite::Upsert(Arc::clone(&snapshot.state)));
+        let id = snapshot.state.internal_id;
+        let entry = self.context.board.publish(snapshot);
+        self.registry.slots.insert(id, Slot::default());
+        self.registry
+            .counters
+            .created
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(vehicle = %id, enode_vehicle = %entry.snapshot().state.vehicle.id, "vehicle created");
+        self.start_actor(myself, id, entry).await;
+    }
+
+    fn deliver(
+        &self,
+        myself: &ActorRef<SupervisorMsg>,
+        internal_id: Uuid,
+        msg: VehicleMsg,
+        attempts: u8,
+    ) {
+        let Some(mut slot) = self.registry.slots.get_mut(&internal_id) else {
+            self.registry
+                .counters
+                .dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some(actor) = slot.actor.clone() else {
+            // Degraded: keep the newest data for when an operator restarts it.
+            if matches!(msg, VehicleMsg::Observe { .. }) {
+                slot.parked = Some(msg);
+            }
+            return;
+        };
+        drop(slot);
+        if let Err(MessagingErr::SendErr(msg)) = actor.cast(msg) {
+            // The actor died and its failure has not been handled yet: queue the message behind it.
+            if attempts < DELIVERY_ATTEMPTS {
+                let _ = myself.cast(SupervisorMsg::Deliver {
+                    internal_id,
+                    msg,
+                    attempts: attempts + 1,
+                });
+            } else {
+                self.registry
+                    .counters
+                    .dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn remove(&mut self, internal_id: Uuid) -> bool {
+        let Some((_, slot)) = self.registry.slots.remove(&internal_id) else {
+            return false;
+        };
+        if let Some(actor) = slot.actor {
+            self.registry.by_actor.remove(&actor.get_id());
+            // Wait for the actor to stop, so no state it is writing can land after the delete.
+            let _ = actor
+                .stop_and_wait(Some("vehicle removed".into()), Some(Duration::from_secs(5)))
+                .await;
+        }
+        if let Some(entry) = self.context.board.remove(internal_id) {
+            entry.set_status(ActorStatus::Stopped);
+        }
+        self.context
+            .write_behind
+            .submit(VehicleWrite::Delete { internal_id });
+        self.registry
+            .counters
+            .removed
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(vehicle = %internal_id, "vehicle removed");
+        true
+    }
+
+    async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid) -> bool {
+        let Some(entry) = self
+            .context
+            .board
+            .get(&internal_id.hyphenated().to_string())
+        else {
+            return false;
+        };
+        let old = self
+            .registry
+            .slots
+            .get_mut(&internal_id)
+            .and_then(|mut slot| {
+                slot.recent_restarts.clear();
+                slot.actor.take()
+            });
+        if let Some(actor) = old {
+            self.registry.by_actor.remove(&actor.get_id());
+            let _ = actor
+                .stop_and_wait(
+                    Some("restart requested".into()),
+                    Some(Duration::from_secs(5)),
+                )
+                .await;
+        }
+        self.start_actor(myself, internal_id, entry).await
+    }
+
+    /// A vehicle's actor failed: restart it from its last snapshot, unless it has used its budget.
+    async fn recover(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        internal_id: Uuid,
+        error: String,
+    ) {
+        let Some(entry) = self
+            .context
+            .board
+            .get(&internal_id.hyphenated().to_string())
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let exhausted = {
+            let Some(mut slot) = self.registry.slots.get_mut(&internal_id) else {
+                return;
+            };
+            slot.actor = None;
+            slot.total_restarts += 1;
+            slot.last_error = Some(error.clone());
+            let window = self.config.restart_window;
+            slot.recent_restarts
+                .retain(|t| now.duration_since(*t) < window);
+            let exhausted = slot.recent_restarts.len() >= self.config.restart_budget;
+            if !exhausted {
+                slot.recent_restarts.push_back(now);
+            }
+            exhausted
+        };
+        if exhausted {
+            entry.set_status(ActorStatus::Degraded);
+            self.registry
+                .counters
+                .degraded
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(vehicle = %internal_id, %error, "vehicle actor keeps failing; marked degraded");
+            return;
+        }
+        self.registry
+            .counters
+            .restarts
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(vehicle = %internal_id, %error, "vehicle actor failed; restarting from its last snapshot");
+        entry.set_status(ActorStatus::Restarting);
+        self.start_actor(myself, internal_id, entry).await;
+    }
+
+    async fn start_actor(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        internal_id: Uuid,
+        entry: Arc<BoardEntry>,
+    ) -> bool {
+        match spawn_vehicle(&self.context, Arc::clone(&entry), myself.get_cell()).await {
+            Ok(actor) => {
+                self.registry.set_actor(internal_id, actor);
+                let parked = self
+                    .registry
+                    .slots
+                    .get_mut(&internal_id)
+                    .and_then(|mut s| s.parked.take());
+                if let Some(msg) = parked {
+                    self.deliver(myself, internal_id, msg, 0);
+                }
+                true
+            }
+            Err(err) => {
+                entry.set_status(ActorStatus::Degraded);
+                tracing::error!(vehicle = %internal_id, error = %err, "could not start vehicle actor");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "fleet_tests.rs"]
+mod tests;

@@ -1,0 +1,285 @@
+//! Immutable snapshots and the board readers take them from.
+//!
+//! A vehicle actor renders its status body once per state change into a `Snapshot` and swaps it
+//! onto the `SnapshotBoard`. HA reads (thousands per second) look the vehicle up by either id and
+//! clone the bytes: no actor mailbox, no lock held across an await, no database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use uuid::Uuid;
+
+use crate::state::VehicleState;
+use crate::status::{StatusView, fingerprint};
+
+/// One published version of a vehicle: its state and the bytes readers send.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub state: Arc<VehicleState>,
+    /// The rendered status body.
+    pub body: Bytes,
+    /// A strong ETag, quotes included: the fingerprint of `body`.
+    pub etag: Box<str>,
+    /// Counts changes of `body` in this process; a new body, a new version.
+    pub version: u64,
+}
+
+impl Snapshot {
+    /// Renders a first snapshot of `state`.
+    pub fn render(state: Arc<VehicleState>) -> Self {
+        let body = Bytes::from(StatusView::new(&state).to_bytes());
+        Self {
+            etag: etag_of(&body),
+            body,
+            state,
+            version: 1,
+        }
+    }
+
+    /// The snapshot that follows `self` for `state`. When the body would not change (a repeated
+    /// webhook), the bytes, ETag and version are kept and only the state (its timestamps) moves.
+    pub fn next(&self, state: Arc<VehicleState>) -> Self {
+        let body = StatusView::new(&state).to_bytes();
+        if body == self.body.as_ref() {
+            return Self {
+                state,
+                body: self.body.clone(),
+                etag: self.etag.clone(),
+                version: self.version,
+            };
+        }
+        let body = Bytes::from(body);
+        Self {
+            etag: etag_of(&body),
+            body,
+            state,
+            version: self.version + 1,
+        }
+    }
+
+    /// Whether what readers see differs from `other` (pushes and sessions care; timestamps alone do not).
+    pub fn body_changed_from(&self, other: &Snapshot) -> bool {
+        self.etag != other.etag
+    }
+}
+
+fn etag_of(body: &[u8]) -> Box<str> {
+    format!("\"{:016x}\"", fingerprint(body)).into_boxed_str()
+}
+
+/// How the vehicle's actor is doing, as readers and admins see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum ActorStatus {
+    Running = 0,
+    Restarting = 1,
+    /// Panicked more often than the restart budget allows: the last snapshot is served, flagged,
+    /// and no new state is applied until an operator restarts it.
+    Degraded = 2,
+    Stopped = 3,
+}
+
+impl ActorStatus {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => ActorStatus::Running,
+            1 => ActorStatus::Restarting,
+            2 => ActorStatus::Degraded,
+            _ => ActorStatus::Stopped,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorStatus::Running => "running",
+            ActorStatus::Restarting => "restarting",
+            ActorStatus::Degraded => "degraded",
+            ActorStatus::Stopped => "stopped",
+        }
+    }
+}
+
+/// A vehicle's place on the board. Lives as long as the vehicle; the snapshot inside is swapped.
+#[derive(Debug)]
+pub struct BoardEntry {
+    snapshot: ArcSwap<Snapshot>,
+    /// Unix seconds of the last HA read (0: never). Written by readers, read by the refresh
+    /// scheduler to know who is watching. Relaxed: an approximate time is all that is needed.
+    last_read: AtomicI64,
+    status: AtomicU8,
+}
+
+impl BoardEntry {
+    fn new(snapshot: Arc<Snapshot>) -> Self {
+        Self {
+            snapshot: ArcSwap::new(snapshot),
+            last_read: AtomicI64::new(0),
+            status: AtomicU8::new(ActorStatus::Running as u8),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Records that a client read this vehicle at `now`.
+    pub fn mark_read(&self, now: DateTime<Utc>) {
+        self.last_read.store(now.timestamp(), Ordering::Relaxed);
+    }
+
+    pub fn last_read(&self) -> Option<DateTime<Utc>> {
+        match self.last_read.load(Ordering::Relaxed) {
+            0 => None,
+            secs => DateTime::from_timestamp(secs, 0),
+        }
+    }
+
+    pub fn status(&self) -> ActorStatus {
+        ActorStatus::from_u8(self.status.load(Ordering::Acquire))
+    }
+
+    pub fn set_status(&self, status: ActorStatus) {
+        self.status.store(status as u8, Ordering::Release);
+    }
+
+    pub(crate) fn swap(&self, snapshot: Arc<Snapshot>) {
+        self.snapshot.store(snapshot);
+    }
+}
+
+/// Every vehicle's current snapshot, by Enode id and by internal id.
+#[derive(Debug, Default)]
+pub struct SnapshotBoard {
+    /// Both ids of a vehicle point at the same entry, so a read is one lookup whatever id form the
+    /// client holds. Enode ids and internal ids are both random UUIDs in practice; they do not collide.
+    by_id: DashMap<Box<str>, Arc<BoardEntry>>,
+    by_user: DashMap<Uuid, Vec<Arc<BoardEntry>>>,
+}
+
+impl SnapshotBoard {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The entry for a vehicle, by Enode id or internal id.
+    pub fn get(&self, id: &str) -> Option<Arc<BoardEntry>> {
+        self.by_id.get(id).map(|e| Arc::clone(e.value()))
+    }
+
+    /// Every vehicle of a user, in link order.
+    pub fn for_user(&self, user_id: Uuid) -> Vec<Arc<BoardEntry>> {
+        self.by_user
+            .get(&user_id)
+            .map(|v| v.value().clone())
+            .unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_user.iter().map(|v| v.value().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_user.is_empty()
+    }
+
+    /// Every entry (admin listings, the refresh scheduler). A point-in-time copy of the handles.
+    pub fn entries(&self) -> Vec<Arc<BoardEntry>> {
+        self.by_user
+            .iter()
+            .flat_map(|v| v.value().clone())
+            .collect()
+    }
+
+    /// Adds a vehicle, or swaps in its new snapshot. Returns its entry.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) -> Arc<BoardEntry> {
+        let internal = snapshot.state.internal_id.hyphenated().to_string();
+        if let Some(entry) = self.get(&internal) {
+            entry.swap(snapshot);
+            return entry;
+        }
+        let state = Arc::clone(&snapshot.state);
+        let entry = Arc::new(BoardEntry::new(snapshot));
+        self.by_id.insert(
+            state.vehicle.id.clone().into_boxed_str(),
+            Arc::clone(&entry),
+        );
+        self.by_id
+            .insert(internal.into_boxed_str(), Arc::clone(&entry));
+        self.by_user
+            .entry(state.user_id)
+            .or_default()
+            .push(Arc::clone(&entry));
+        entry
+    }
+
+    /// Takes a vehicle off the board: its reads become 404.
+    pub fn remove(&self, internal_id: Uuid) -> Option<Arc<BoardEntry>> {
+        let (_, entry) = self
+            .by_id
+            .remove(internal_id.hyphenated().to_string().as_str())?;
+        let state = entry.snapshot().state.clone();
+        self.by_id.remove(state.vehicle.id.as_str());
+        if let Some(mut list) = self.by_user.get_mut(&state.user_id) {
+            list.retain(|e| !Arc::ptr_eq(e, &entry));
+        }
+        self.by_user
+            .remove_if(&state.user_id, |_, list| list.is_empty());
+        Some(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::DataSource;
+
+    fn snapshot(enode: &str, user: Uuid) -> Arc<Snapshot> {
+        let mut vehicle: crate::model::Vehicle =
+            serde_json::from_str(include_str!("../tests/fixtures/vehicle.json")).unwrap();
+        vehicle.id = enode.to_owned();
+        Arc::new(Snapshot::render(Arc::new(VehicleState {
+            internal_id: Uuid::new_v4(),
+            user_id: user,
+            vehicle,
+            source: DataSource::Webhook,
+            received_at: Utc::now(),
+            relink_required: false,
+        })))
+    }
+
+    #[test]
+    fn found_by_either_id_and_removed_from_both() {
+        let board = SnapshotBoard::new();
+        let user = Uuid::new_v4();
+        let snap = snapshot("enode-1", user);
+        let internal = snap.state.internal_id.to_string();
+        board.publish(snap);
+        assert!(board.get("enode-1").is_some());
+        assert!(board.get(&internal).is_some());
+        assert_eq!(board.for_user(user).len(), 1);
+        board.remove(internal.parse().unwrap());
+        assert!(board.get("enode-1").is_none());
+        assert!(board.get(&internal).is_none());
+        assert!(board.for_user(user).is_empty());
+        assert!(board.is_empty());
+    }
+
+    #[test]
+    fn unchanged_body_keeps_version_and_etag() {
+        let first = snapshot("enode-1", Uuid::new_v4());
+        let mut later = (*first.state).clone();
+        later.received_at += chrono::Duration::seconds(5);
+        let same = first.next(Arc::new(later.clone()));
+        assert_eq!(same.version, first.version);
+        assert_eq!(same.etag, first.etag);
+        later.vehicle.charge_state.battery_level = Some(63.0);
+        let changed = first.next(Arc::new(later));
+        assert_eq!(changed.version, first.version + 1);
+        assert!(changed.body_changed_from(&first));
+    }
+}

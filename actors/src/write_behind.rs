@@ -1,0 +1,307 @@
+//! Vehicle state is written to the store behind the actors, in batches.
+//!
+//! Actors hand over their latest state and move on; a background task writes batches every
+//! interval (or sooner when a batch is full). Only the newest write per vehicle is kept, so a busy
+//! vehicle costs one row per batch, and a store outage costs memory bounded by the number of
+//! vehicles, never lost data: a failed batch goes back into the queue unless something newer
+//! replaced it meanwhile. `flush` drains everything (graceful shutdown).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::ports::{PortError, StateStore, VehicleWrite};
+
+#[derive(Clone, Debug)]
+pub struct WriteBehindConfig {
+    /// How long a write may wait before its batch is written.
+    pub interval: Duration,
+    /// Most writes per store call.
+    pub batch: usize,
+    /// Longest wait between retries while the store is failing.
+    pub max_backoff: Duration,
+}
+
+impl Default for WriteBehindConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(200),
+            batch: 500,
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters for health pages and metrics.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct WriteBehindStats {
+    /// Writes waiting to be stored.
+    pub backlog: usize,
+    pub written: u64,
+    pub failed_batches: u64,
+    pub last_flush_micros: u64,
+}
+
+#[derive(Clone)]
+pub struct WriteBehind {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn StateStore>,
+    config: WriteBehindConfig,
+    // A std Mutex: held only to move entries in or out, never across an await, so it is cheaper
+    // than an async one and cannot stall the runtime.
+    pending: Mutex<HashMap<Uuid, VehicleWrite>>,
+    wake: Notify,
+    // One writer at a time: the background loop and `flush` must not write the same vehicle's
+    // entries concurrently, or an older batch could land after a newer one.
+    writer: tokio::sync::Mutex<()>,
+    written: AtomicU64,
+    failed_batches: AtomicU64,
+    last_flush_micros: AtomicU64,
+}
+
+impl WriteBehind {
+    pub fn new(store: Arc<dyn StateStore>, config: WriteBehindConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                pending: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+                writer: tokio::sync::Mutex::new(()),
+                written: AtomicU64::new(0),
+                failed_batches: AtomicU64::new(0),
+                last_flush_micros: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Queues a write; a queued write for the same vehicle is replaced. Never blocks on the store.
+    pub fn submit(&self, write: VehicleWrite) {
+        let full = {
+            let mut pending = self.pending();
+            pending.insert(write.internal_id(), write);
+            pending.len() >= self.inner.config.batch
+        };
+        if full {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    pub fn stats(&self) -> WriteBehindStats {
+        WriteBehindStats {
+            backlog: self.pending().len(),
+            written: self.inner.written.load(Ordering::Relaxed),
+            failed_batches: self.inner.failed_batches.load(Ordering::Relaxed),
+            last_flush_micros: self.inner.last_flush_micros.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes batches until stopped. Run it on its own task; stop it by dropping the task after
+    /// calling `flush`.
+    pub async fn run(self) {
+        let mut backoff = self.inner.config.interval;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.inner.wake.notified() => {}
+            }
+            match self.write_pending().await {
+                Ok(()) => backoff = self.inner.config.interval,
+                Err(err) => {
+                    backoff = (backoff * 2).min(self.inner.config.max_backoff);
+                    tracing::warn!(error = %err, retry_in = ?backoff, "vehicle state write-behind failed; will retry");
+                }
+            }
+        }
+    }
+
+    /// Writes everything queued now, retrying while the store fails, up to `deadline`.
+    pub async fn flush(&self, deadline: Duration) -> Result<(), PortError> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.write_pending().await {
+                Ok(()) if self.pending().is_empty() => return Ok(()),
+                Ok(()) => continue,
+                Err(err) if started.elapsed() + wait > deadline => return Err(err),
+                Err(err) if !err.retryable => return Err(err),
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(self.inner.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Writes all queued entries in batches. On failure the failed batch is re-queued (entries
+    /// not superseded meanwhile) and the error returned.
+    async fn write_pending(&self) -> Result<(), PortError> {
+        let _writer = self.inner.writer.lock().await;
+        loop {
+            let batch = self.take_batch();
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let started = Instant::now();
+            match self.inner.store.write_vehicles(&batch).await {
+                Ok(()) => {
+                    self.inner
+                        .written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    self.inner
+                        .last_flush_micros
+                        .store(micros, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    self.inner.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    if err.retryable {
+                        self.requeue(batch);
+                    } else {
+                        // A batch the store refuses outright would block every vehicle behind it
+                        // forever; write its entries one by one so only the bad one is dropped.
+                        self.write_singly(batch).await;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    async fn write_singly(&self, batch: Vec<VehicleWrite>) {
+        for write in batch {
+            let id = write.internal_id();
+            match self
+                .inner
+                .store
+                .write_vehicles(std::slice::from_ref(&write))
+                .await
+            {
+                Ok(()) => {
+                    self.inner.written.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(err) if err.retryable => self.requeue(vec![write]),
+                Err(err) => {
+                    tracing::error!(vehicle = %id, error = %err, "store refused a vehicle write; dropped")
+                }
+            }
+        }
+    }
+
+    fn take_batch(&self) -> Vec<VehicleWrite> {
+        let mut pending = self.pending();
+        let n = pending.len().min(self.inner.config.batch);
+        let ids: Vec<Uuid> = pending.keys().take(n).copied().collect();
+        ids.iter().filter_map(|id| pending.remove(id)).collect()
+    }
+
+    fn requeue(&self, batch: Vec<VehicleWrite>) {
+        let mut pending = self.pending();
+        for write in batch {
+            // Something newer for this vehicle arrived while the batch was out: keep that.
+            pending.entry(write.internal_id()).or_insert(write);
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<Uuid, VehicleWrite>> {
+        // A panic while holding this lock leaves the map consistent (inserts and removes are
+        // single operations), so a poisoned lock is safe to keep using.
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MemoryStore;
+    use crate::testing::sample_state;
+
+    #[tokio::test]
+    async fn keeps_only_the_newest_write_per_vehicle() {
+        let store = Arc::new(MemoryStore::default());
+        let wb = WriteBehind::new(store.clone(), WriteBehindConfig::default());
+        let mut state = sample_state("v1");
+        for level in 1..=5 {
+            state.vehicle.charge_state.battery_level = Some(f64::from(level));
+            wb.submit(VehicleWrite::Upsert(Arc::new(state.clone())));
+        }
+        assert_eq!(wb.stats().backlog, 1);
+        wb.flush(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(store.write_calls(), 1);
+        let saved = store.vehicle(state.internal_id).unwrap();
+        assert_eq!(saved.vehicle.charge_state.battery_level, Some(5.0));
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_loses_nothing() {
+        let store = Arc::new(MemoryStore::default());
+        let wb = WriteBehind::new(store.clone(), WriteBehindConfig::default());
+        store.set_down(true);
+        let a = sample_state("a");
+        let b = sample_state("b");
+        wb.submit(VehicleWrite::Upsert(Arc::new(a.clone())));
+        wb.submit(VehicleWrite::Upsert(Arc::new(b.clone())));
+        assert!(wb.flush(Duration::from_millis(100)).await.is_err());
+        assert_eq!(wb.stats().backlog, 2);
+        // A newer state for `a` arrives during the outage; the retry must not bring back the old one.
+        let mut newer = a.clone();
+        newer.vehicle.charge_state.battery_level = Some(99.0);
+        wb.submit(VehicleWrite::Upsert(Arc::new(newer)));
+        store.set_down(false);
+        wb.flush(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(
+            store
+                .vehicle(a.internal_id)
+                .unwrap()
+                .vehicle
+                .charge_state
+                .battery_level,
+            Some(99.0)
+        );
+        assert!(store.vehicle(b.internal_id).is_some());
+        assert_eq!(wb.stats().backlog, 0);
+    }
+
+    #[tokio::test]
+    async fn a_delete_replaces_a_queued_upsert() {
+        let store = Arc::new(MemoryStore::default());
+        let wb = WriteBehind::new(store.clone(), WriteBehindConfig::default());
+        let a = sample_state("a");
+        wb.submit(VehicleWrite::Upsert(Arc::new(a.clone())));
+        wb.flush(Duration::from_secs(1)).await.unwrap();
+        wb.submit(VehicleWrite::Upsert(Arc::new(a.clone())));
+        wb.submit(VehicleWrite::Delete {
+            internal_id: a.internal_id,
+        });
+        wb.flush(Duration::from_secs(1)).await.unwrap();
+        assert!(store.vehicle(a.internal_id).is_none());
+    }
+
+    #[tokio::test]
+    async fn batches_are_bounded() {
+        let store = Arc::new(MemoryStore::default());
+        let config = WriteBehindConfig {
+            batch: 10,
+            ..WriteBehindConfig::default()
+        };
+        let wb = WriteBehind::new(store.clone(), config);
+        for i in 0..35 {
+            wb.submit(VehicleWrite::Upsert(Arc::new(sample_state(&format!(
+                "v{i}"
+            )))));
+        }
+        wb.flush(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(store.write_calls(), 4);
+        assert_eq!(store.len(), 35);
+    }
+}
