@@ -70,15 +70,9 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadFile { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid TOML: {source}")]
-    ParseFile {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    ParseFile { path: PathBuf, source: Box<toml::de::Error> },
     #[error("cannot read {var} (the file it names): {source}")]
     ReadSecretFile { var: String, source: std::io::Error },
     #[error("{var}: {message}")]
@@ -102,11 +96,7 @@ impl Config {
             .iter()
             .find(|(k, _)| k == CONFIG_PATH_VAR)
             .map(|(_, v)| PathBuf::from(v))
-            .or_else(|| {
-                Path::new(DEFAULT_CONFIG_FILE)
-                    .exists()
-                    .then(|| PathBuf::from(DEFAULT_CONFIG_FILE))
-            });
+            .or_else(|| Path::new(DEFAULT_CONFIG_FILE).exists().then(|| PathBuf::from(DEFAULT_CONFIG_FILE)));
         Self::from_sources(file.as_deref(), env)
     }
 
@@ -118,9 +108,7 @@ impl Config {
         let defaults = match serde_json::to_value(Config::default()) {
             Ok(Value::Object(map)) => map,
             _ => {
-                return Err(ConfigError::Invalid(
-                    "defaults do not serialise to a table".into(),
-                ));
+                return Err(ConfigError::Invalid("defaults do not serialise to a table".into()));
             }
         };
         let mut merged = Map::new();
@@ -131,55 +119,35 @@ impl Config {
         for (key, value) in env_overrides(env, &defaults, &mut warnings)? {
             merged.insert(key, value);
         }
-        let config: Config = serde_json::from_value(Value::Object(merged))
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let config: Config =
+            serde_json::from_value(Value::Object(merged)).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(Loaded { config, warnings })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         let url = self.database_url.expose();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            return Err(ConfigError::Invalid(
-                "database_url must start with sqlite: or postgres://".into(),
-            ));
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid("database_url must start with sqlite: or postgres://".into()));
         }
-        if self
-            .enode_webhook_secrets
-            .iter()
-            .any(|s| s.expose().is_empty())
-        {
-            return Err(ConfigError::Invalid(
-                "enode_webhook_secrets has an empty entry".into(),
-            ));
+        if self.enode_webhook_secrets.iter().any(|s| s.expose().is_empty()) {
+            return Err(ConfigError::Invalid("enode_webhook_secrets has an empty entry".into()));
         }
         if self.write_behind_batch == 0 {
-            return Err(ConfigError::Invalid(
-                "write_behind_batch must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("write_behind_batch must be at least 1".into()));
         }
         Ok(())
     }
 }
 
 fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    let table: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::ParseFile {
-        path: path.to_owned(),
-        source: Box::new(source),
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|source| ConfigError::ParseFile { path: path.to_owned(), source: Box::new(source) })?;
     match serde_json::to_value(table) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(ConfigError::Invalid(format!(
-            "{} is not a table",
-            path.display()
-        ))),
+        _ => Err(ConfigError::Invalid(format!("{} is not a table", path.display()))),
     }
 }
 
@@ -204,17 +172,11 @@ fn env_overrides(
             out.insert(key, typed(&var, &raw, kind)?);
             continue;
         }
-        let file_key = key
-            .strip_suffix(&FILE_SUFFIX.to_ascii_lowercase())
-            .map(str::to_owned);
+        let file_key = key.strip_suffix(&FILE_SUFFIX.to_ascii_lowercase()).map(str::to_owned);
         match file_key.and_then(|k| defaults.get(&k).map(|kind| (k, kind))) {
             Some((key, kind)) => {
-                let text = std::fs::read_to_string(&raw).map_err(|source| {
-                    ConfigError::ReadSecretFile {
-                        var: var.clone(),
-                        source,
-                    }
-                })?;
+                let text = std::fs::read_to_string(&raw)
+                    .map_err(|source| ConfigError::ReadSecretFile { var: var.clone(), source })?;
                 // Files written by editors and `echo` end in a newline that is not part of the secret.
                 let value = text.trim_end_matches(['\n', '\r']);
                 from_files.insert(key, typed(&var, value, kind)?);
@@ -231,10 +193,7 @@ fn env_overrides(
 
 /// Reads an environment string as the JSON type the key has in the defaults.
 fn typed(var: &str, raw: &str, kind: &Value) -> Result<Value, ConfigError> {
-    let bad = |message: String| ConfigError::BadValue {
-        var: var.to_owned(),
-        message,
-    };
+    let bad = |message: String| ConfigError::BadValue { var: var.to_owned(), message };
     Ok(match kind {
         Value::Bool(_) => match raw.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Value::Bool(true),
@@ -254,11 +213,7 @@ fn typed(var: &str, raw: &str, kind: &Value) -> Result<Value, ConfigError> {
             .map(Value::from)
             .map_err(|_| bad(format!("expected a whole number, got {raw:?}")))?,
         Value::Array(_) => Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| Value::String(s.to_owned()))
-                .collect(),
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
         ),
         // Strings, and optional values whose default is unset.
         _ => Value::String(raw.to_owned()),
@@ -305,10 +260,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -335,12 +287,7 @@ mod tests {
         .unwrap();
         assert_eq!(loaded.config.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(loaded.config.write_behind_batch, 42);
-        let secrets: Vec<&str> = loaded
-            .config
-            .enode_webhook_secrets
-            .iter()
-            .map(Secret::expose)
-            .collect();
+        let secrets: Vec<&str> = loaded.config.enode_webhook_secrets.iter().map(Secret::expose).collect();
         assert_eq!(secrets, ["old-secret", "12345"]);
     }
 
@@ -351,13 +298,7 @@ mod tests {
         std::fs::write(&secret, "from-file\n").unwrap();
         let loaded = Config::from_sources(
             None,
-            env(&[
-                (
-                    "EVCONDUIT_ENODE_WEBHOOK_SECRETS_FILE",
-                    secret.to_str().unwrap(),
-                ),
-                ("EVCONDUIT_LISTNE", "typo"),
-            ]),
+            env(&[("EVCONDUIT_ENODE_WEBHOOK_SECRETS_FILE", secret.to_str().unwrap()), ("EVCONDUIT_LISTNE", "typo")]),
         )
         .unwrap();
         assert_eq!(loaded.config.enode_webhook_secrets[0].expose(), "from-file");
@@ -376,22 +317,14 @@ mod tests {
         )
         .unwrap();
         let debug = format!("{:?}", loaded.config);
-        assert!(
-            !debug.contains("hunter2") && !debug.contains("hunter3"),
-            "{debug}"
-        );
+        assert!(!debug.contains("hunter2") && !debug.contains("hunter3"), "{debug}");
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = Config::from_sources(None, env(&[("EVCONDUIT_WRITE_BEHIND_BATCH", "lots")]))
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("EVCONDUIT_WRITE_BEHIND_BATCH"),
-            "{err}"
-        );
-        let err = Config::from_sources(None, env(&[("EVCONDUIT_DATABASE_URL", "mysql://x")]))
-            .unwrap_err();
+        let err = Config::from_sources(None, env(&[("EVCONDUIT_WRITE_BEHIND_BATCH", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("EVCONDUIT_WRITE_BEHIND_BATCH"), "{err}");
+        let err = Config::from_sources(None, env(&[("EVCONDUIT_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("database_url"), "{err}");
     }
 }

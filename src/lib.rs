@@ -3,6 +3,12 @@
 //! Start at `app` (how the pieces are wired), then `http` (what clients call) and the
 //! `evconduit-actors` crate (who owns each vehicle's state). See DESIGN.md for the data flow.
 
+pub mod accounts;
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod enode;
+pub mod http;
+pub mod ingest;
 pub mod store;
+pub mod telemetry;

@@ -1,1 +1,38 @@
-fn main() {}
+//! The `evconduit` binary: parse the command line, load the configuration, start logging, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use evconduit::cli::{Cli, Command, run};
+use evconduit::config::Config;
+use evconduit::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Config::load() {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("evconduit: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(loaded.config.log_format, &loaded.config.log_level);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("evconduit: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    match runtime.block_on(run(command, loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("evconduit: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use ractor::{
-    Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
-};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent};
 use uuid::Uuid;
 
 use crate::model::Vehicle;
@@ -32,10 +30,7 @@ pub struct FleetConfig {
 
 impl Default for FleetConfig {
     fn default() -> Self {
-        Self {
-            restart_budget: 5,
-            restart_window: Duration::from_secs(60),
-        }
+        Self { restart_budget: 5, restart_window: Duration::from_secs(60) }
     }
 }
 
@@ -131,27 +126,12 @@ impl Registry {
 
 impl Fleet {
     /// Starts the supervisor. Vehicles come from `restore` and from observations.
-    pub async fn start(
-        context: Arc<VehicleContext>,
-        config: FleetConfig,
-    ) -> Result<Self, FleetError> {
+    pub async fn start(context: Arc<VehicleContext>, config: FleetConfig) -> Result<Self, FleetError> {
         let registry = Arc::new(Registry::default());
-        let args = SupervisorState {
-            context: Arc::clone(&context),
-            registry: Arc::clone(&registry),
-            config,
-        };
-        let (supervisor, _handle) = Actor::spawn(None, FleetSupervisor, args)
-            .await
-            .map_err(|e| FleetError::Spawn(e.to_string()))?;
-        Ok(Self {
-            inner: Arc::new(FleetInner {
-                context,
-                registry,
-                supervisor,
-                restored: AtomicBool::new(false),
-            }),
-        })
+        let args = SupervisorState { context: Arc::clone(&context), registry: Arc::clone(&registry), config };
+        let (supervisor, _handle) =
+            Actor::spawn(None, FleetSupervisor, args).await.map_err(|e| FleetError::Spawn(e.to_string()))?;
+        Ok(Self { inner: Arc::new(FleetInner { context, registry, supervisor, restored: AtomicBool::new(false) }) })
     }
 
     pub fn board(&self) -> &Arc<SnapshotBoard> {
@@ -165,14 +145,9 @@ impl Fleet {
         let count = states.len();
         for mut state in states {
             state.source = DataSource::Restored;
-            let entry = self
-                .inner
-                .context
-                .board
-                .publish(Arc::new(Snapshot::render(Arc::new(state))));
+            let entry = self.inner.context.board.publish(Arc::new(Snapshot::render(Arc::new(state))));
             let id = entry.snapshot().state.internal_id;
-            let actor =
-                spawn_vehicle(&self.inner.context, entry, self.inner.supervisor.get_cell()).await?;
+            let actor = spawn_vehicle(&self.inner.context, entry, self.inner.supervisor.get_cell()).await?;
             self.inner.registry.set_actor(id, actor);
         }
         self.inner.restored.store(true, Ordering::Release);
@@ -187,20 +162,9 @@ impl Fleet {
 
     /// Hands new data about a vehicle to its actor, creating the vehicle (owned by `user_id`) if
     /// it is new. Never waits for the actor.
-    pub fn observe(
-        &self,
-        user_id: Uuid,
-        vehicle: Vehicle,
-        source: DataSource,
-        kind: ObservationKind,
-    ) -> Routed {
+    pub fn observe(&self, user_id: Uuid, vehicle: Vehicle, source: DataSource, kind: ObservationKind) -> Routed {
         let Some(entry) = self.inner.context.board.get(&vehicle.id) else {
-            let msg = SupervisorMsg::Create {
-                user_id,
-                vehicle: Box::new(vehicle),
-                source,
-                kind,
-            };
+            let msg = SupervisorMsg::Create { user_id, vehicle: Box::new(vehicle), source, kind };
             return self.to_supervisor(msg);
         };
         let state = entry.snapshot().state.clone();
@@ -208,26 +172,21 @@ impl Fleet {
             tracing::warn!(vehicle = %vehicle.id, "event names a different owner than the vehicle has; ignored");
             return Routed::WrongOwner;
         }
-        self.send(
-            state.internal_id,
-            VehicleMsg::Observe {
-                vehicle: Box::new(vehicle),
-                source,
-                kind,
-            },
-        )
+        self.send(state.internal_id, VehicleMsg::Observe { vehicle: Box::new(vehicle), source, kind })
     }
 
-    /// Marks every vehicle of a user as needing a relink.
-    pub fn credentials_invalidated(&self, user_id: Uuid) -> usize {
-        let entries = self.inner.context.board.for_user(user_id);
-        for entry in &entries {
-            self.send(
-                entry.snapshot().state.internal_id,
-                VehicleMsg::CredentialsInvalidated,
-            );
+    /// Marks a user's vehicles (of `vendor`, or all when None) as needing a relink. Returns how many.
+    pub fn credentials_invalidated(&self, user_id: Uuid, vendor: Option<&str>) -> usize {
+        let mut count = 0;
+        for entry in self.inner.context.board.for_user(user_id) {
+            let state = entry.snapshot().state.clone();
+            let own = state.vehicle.vendor.as_deref();
+            if vendor.is_none_or(|v| own.is_some_and(|own| own.eq_ignore_ascii_case(v))) {
+                self.send(state.internal_id, VehicleMsg::CredentialsInvalidated);
+                count += 1;
+            }
         }
-        entries.len()
+        count
     }
 
     /// Removes a vehicle (by either id): stops its actor, takes it off the board, deletes it from
@@ -237,11 +196,8 @@ impl Fleet {
             return Ok(false);
         };
         let internal_id = entry.snapshot().state.internal_id;
-        ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Remove {
-            internal_id,
-            reply
-        })
-        .map_err(|_| FleetError::SupervisorDown)
+        ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Remove { internal_id, reply })
+            .map_err(|_| FleetError::SupervisorDown)
     }
 
     /// Restarts a vehicle's actor from its last snapshot (also un-degrades it).
@@ -250,11 +206,8 @@ impl Fleet {
             return Ok(false);
         };
         let internal_id = entry.snapshot().state.internal_id;
-        ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Restart {
-            internal_id,
-            reply
-        })
-        .map_err(|_| FleetError::SupervisorDown)
+        ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Restart { internal_id, reply })
+            .map_err(|_| FleetError::SupervisorDown)
     }
 
     /// Makes a vehicle's actor panic (tests, chaos drills).
@@ -262,12 +215,7 @@ impl Fleet {
         let Some(entry) = self.inner.context.board.get(id) else {
             return false;
         };
-        self.send(
-            entry.snapshot().state.internal_id,
-            VehicleMsg::Crash {
-                reason: reason.to_owned(),
-            },
-        );
+        self.send(entry.snapshot().state.internal_id, VehicleMsg::Crash { reason: reason.to_owned() });
         true
     }
 
@@ -299,14 +247,11 @@ impl Fleet {
     /// behind is flushed by the caller afterwards (`WriteBehind::flush`).
     pub async fn shutdown(&self, timeout: Duration) {
         let cell = self.inner.supervisor.get_cell();
-        cell.stop_children_and_wait(Some("shutdown".into()), Some(timeout))
-            .await;
+        cell.stop_children_and_wait(Some("shutdown".into()), Some(timeout)).await;
         for entry in self.inner.context.board.entries() {
             entry.set_status(ActorStatus::Stopped);
         }
-        let _ = cell
-            .stop_and_wait(Some("shutdown".into()), Some(timeout))
-            .await;
+        let _ = cell.stop_and_wait(Some("shutdown".into()), Some(timeout)).await;
     }
 
     fn send(&self, internal_id: Uuid, msg: VehicleMsg) -> Routed {
@@ -314,29 +259,19 @@ impl Fleet {
             Some(actor) => match actor.cast(msg) {
                 Ok(()) => Routed::Queued,
                 // The actor just died; the supervisor is restarting it and will deliver.
-                Err(MessagingErr::SendErr(msg)) => self.to_supervisor(SupervisorMsg::Deliver {
-                    internal_id,
-                    msg,
-                    attempts: 0,
-                }),
+                Err(MessagingErr::SendErr(msg)) => {
+                    self.to_supervisor(SupervisorMsg::Deliver { internal_id, msg, attempts: 0 })
+                }
                 Err(_) => Routed::Queued,
             },
-            None => self.to_supervisor(SupervisorMsg::Deliver {
-                internal_id,
-                msg,
-                attempts: 0,
-            }),
+            None => self.to_supervisor(SupervisorMsg::Deliver { internal_id, msg, attempts: 0 }),
         }
     }
 
     fn to_supervisor(&self, msg: SupervisorMsg) -> Routed {
         if self.inner.supervisor.cast(msg).is_err() {
             // Only during shutdown.
-            self.inner
-                .registry
-                .counters
-                .dropped
-                .fetch_add(1, Ordering::Relaxed);
+            self.inner.registry.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
         Routed::Queued
     }
@@ -347,10 +282,7 @@ async fn spawn_vehicle(
     entry: Arc<BoardEntry>,
     supervisor: ractor::ActorCell,
 ) -> Result<ActorRef<VehicleMsg>, FleetError> {
-    let args = VehicleArgs {
-        context: Arc::clone(context),
-        entry,
-    };
+    let args = VehicleArgs { context: Arc::clone(context), entry };
     let (actor, _handle) = Actor::spawn_linked(None, VehicleActor, args, supervisor)
         .await
         .map_err(|e| FleetError::Spawn(e.to_string()))?;
@@ -361,25 +293,10 @@ async fn spawn_vehicle(
 const DELIVERY_ATTEMPTS: u8 = 20;
 
 enum SupervisorMsg {
-    Create {
-        user_id: Uuid,
-        vehicle: Box<Vehicle>,
-        source: DataSource,
-        kind: ObservationKind,
-    },
-    Deliver {
-        internal_id: Uuid,
-        msg: VehicleMsg,
-        attempts: u8,
-    },
-    Remove {
-        internal_id: Uuid,
-        reply: RpcReplyPort<bool>,
-    },
-    Restart {
-        internal_id: Uuid,
-        reply: RpcReplyPort<bool>,
-    },
+    Create { user_id: Uuid, vehicle: Box<Vehicle>, source: DataSource, kind: ObservationKind },
+    Deliver { internal_id: Uuid, msg: VehicleMsg, attempts: u8 },
+    Remove { internal_id: Uuid, reply: RpcReplyPort<bool> },
+    Restart { internal_id: Uuid, reply: RpcReplyPort<bool> },
 }
 
 struct FleetSupervisor;
@@ -410,19 +327,10 @@ impl Actor for FleetSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Create {
-                user_id,
-                vehicle,
-                source,
-                kind,
-            } => {
+            SupervisorMsg::Create { user_id, vehicle, source, kind } => {
                 state.create(&myself, user_id, *vehicle, source, kind).await;
             }
-            SupervisorMsg::Deliver {
-                internal_id,
-                msg,
-                attempts,
-            } => state.deliver(&myself, internal_id, msg, attempts),
+            SupervisorMsg::Deliver { internal_id, msg, attempts } => state.deliver(&myself, internal_id, msg, attempts),
             SupervisorMsg::Remove { internal_id, reply } => {
                 let existed = state.remove(internal_id).await;
                 let _ = reply.send(existed);
@@ -470,11 +378,7 @@ impl SupervisorState {
             // Created by an earlier message in this mailbox: deliver instead.
             let state = entry.snapshot().state.clone();
             if state.user_id == user_id {
-                let msg = VehicleMsg::Observe {
-                    vehicle: Box::new(vehicle),
-                    source,
-                    kind,
-                };
+                let msg = VehicleMsg::Observe { vehicle: Box::new(vehicle), source, kind };
                 self.deliver(myself, state.internal_id, msg, 0);
             }
             return;
@@ -488,32 +392,18 @@ impl SupervisorState {
             relink_required: false,
         };
         let snapshot = Arc::new(Snapshot::render(Arc::new(state)));
-        self.context
-            .write_behind
-            .submit(VehicleWrite::Upsert(Arc::clone(&snapshot.state)));
+        self.context.write_behind.submit(VehicleWrite::Upsert(Arc::clone(&snapshot.state)));
         let id = snapshot.state.internal_id;
         let entry = self.context.board.publish(snapshot);
         self.registry.slots.insert(id, Slot::default());
-        self.registry
-            .counters
-            .created
-            .fetch_add(1, Ordering::Relaxed);
+        self.registry.counters.created.fetch_add(1, Ordering::Relaxed);
         tracing::info!(vehicle = %id, enode_vehicle = %entry.snapshot().state.vehicle.id, "vehicle created");
         self.start_actor(myself, id, entry).await;
     }
 
-    fn deliver(
-        &self,
-        myself: &ActorRef<SupervisorMsg>,
-        internal_id: Uuid,
-        msg: VehicleMsg,
-        attempts: u8,
-    ) {
+    fn deliver(&self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid, msg: VehicleMsg, attempts: u8) {
         let Some(mut slot) = self.registry.slots.get_mut(&internal_id) else {
-            self.registry
-                .counters
-                .dropped
-                .fetch_add(1, Ordering::Relaxed);
+            self.registry.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let Some(actor) = slot.actor.clone() else {
@@ -527,16 +417,9 @@ impl SupervisorState {
         if let Err(MessagingErr::SendErr(msg)) = actor.cast(msg) {
             // The actor died and its failure has not been handled yet: queue the message behind it.
             if attempts < DELIVERY_ATTEMPTS {
-                let _ = myself.cast(SupervisorMsg::Deliver {
-                    internal_id,
-                    msg,
-                    attempts: attempts + 1,
-                });
+                let _ = myself.cast(SupervisorMsg::Deliver { internal_id, msg, attempts: attempts + 1 });
             } else {
-                self.registry
-                    .counters
-                    .dropped
-                    .fetch_add(1, Ordering::Relaxed);
+                self.registry.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -548,64 +431,35 @@ impl SupervisorState {
         if let Some(actor) = slot.actor {
             self.registry.by_actor.remove(&actor.get_id());
             // Wait for the actor to stop, so no state it is writing can land after the delete.
-            let _ = actor
-                .stop_and_wait(Some("vehicle removed".into()), Some(Duration::from_secs(5)))
-                .await;
+            let _ = actor.stop_and_wait(Some("vehicle removed".into()), Some(Duration::from_secs(5))).await;
         }
         if let Some(entry) = self.context.board.remove(internal_id) {
             entry.set_status(ActorStatus::Stopped);
         }
-        self.context
-            .write_behind
-            .submit(VehicleWrite::Delete { internal_id });
-        self.registry
-            .counters
-            .removed
-            .fetch_add(1, Ordering::Relaxed);
+        self.context.write_behind.submit(VehicleWrite::Delete { internal_id });
+        self.registry.counters.removed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(vehicle = %internal_id, "vehicle removed");
         true
     }
 
     async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid) -> bool {
-        let Some(entry) = self
-            .context
-            .board
-            .get(&internal_id.hyphenated().to_string())
-        else {
+        let Some(entry) = self.context.board.get(&internal_id.hyphenated().to_string()) else {
             return false;
         };
-        let old = self
-            .registry
-            .slots
-            .get_mut(&internal_id)
-            .and_then(|mut slot| {
-                slot.recent_restarts.clear();
-                slot.actor.take()
-            });
+        let old = self.registry.slots.get_mut(&internal_id).and_then(|mut slot| {
+            slot.recent_restarts.clear();
+            slot.actor.take()
+        });
         if let Some(actor) = old {
             self.registry.by_actor.remove(&actor.get_id());
-            let _ = actor
-                .stop_and_wait(
-                    Some("restart requested".into()),
-                    Some(Duration::from_secs(5)),
-                )
-                .await;
+            let _ = actor.stop_and_wait(Some("restart requested".into()), Some(Duration::from_secs(5))).await;
         }
         self.start_actor(myself, internal_id, entry).await
     }
 
     /// A vehicle's actor failed: restart it from its last snapshot, unless it has used its budget.
-    async fn recover(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        internal_id: Uuid,
-        error: String,
-    ) {
-        let Some(entry) = self
-            .context
-            .board
-            .get(&internal_id.hyphenated().to_string())
-        else {
+    async fn recover(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid, error: String) {
+        let Some(entry) = self.context.board.get(&internal_id.hyphenated().to_string()) else {
             return;
         };
         let now = Instant::now();
@@ -617,8 +471,7 @@ impl SupervisorState {
             slot.total_restarts += 1;
             slot.last_error = Some(error.clone());
             let window = self.config.restart_window;
-            slot.recent_restarts
-                .retain(|t| now.duration_since(*t) < window);
+            slot.recent_restarts.retain(|t| now.duration_since(*t) < window);
             let exhausted = slot.recent_restarts.len() >= self.config.restart_budget;
             if !exhausted {
                 slot.recent_restarts.push_back(now);
@@ -627,17 +480,11 @@ impl SupervisorState {
         };
         if exhausted {
             entry.set_status(ActorStatus::Degraded);
-            self.registry
-                .counters
-                .degraded
-                .fetch_add(1, Ordering::Relaxed);
+            self.registry.counters.degraded.fetch_add(1, Ordering::Relaxed);
             tracing::error!(vehicle = %internal_id, %error, "vehicle actor keeps failing; marked degraded");
             return;
         }
-        self.registry
-            .counters
-            .restarts
-            .fetch_add(1, Ordering::Relaxed);
+        self.registry.counters.restarts.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(vehicle = %internal_id, %error, "vehicle actor failed; restarting from its last snapshot");
         entry.set_status(ActorStatus::Restarting);
         self.start_actor(myself, internal_id, entry).await;
@@ -652,11 +499,7 @@ impl SupervisorState {
         match spawn_vehicle(&self.context, Arc::clone(&entry), myself.get_cell()).await {
             Ok(actor) => {
                 self.registry.set_actor(internal_id, actor);
-                let parked = self
-                    .registry
-                    .slots
-                    .get_mut(&internal_id)
-                    .and_then(|mut s| s.parked.take());
+                let parked = self.registry.slots.get_mut(&internal_id).and_then(|mut s| s.parked.take());
                 if let Some(msg) = parked {
                     self.deliver(myself, internal_id, msg, 0);
                 }

@@ -22,11 +22,7 @@ async fn harness_with(store: Arc<MemoryStore>, config: FleetConfig) -> Harness {
         clock: Arc::new(SystemClock),
     });
     let fleet = Fleet::start(context, config).await.unwrap();
-    Harness {
-        fleet,
-        store,
-        write_behind,
-    }
+    Harness { fleet, store, write_behind }
 }
 
 async fn harness() -> Harness {
@@ -45,17 +41,12 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 fn battery(fleet: &Fleet, id: &str) -> Option<f64> {
-    fleet
-        .board()
-        .get(id)
-        .and_then(|e| e.snapshot().state.vehicle.charge_state.battery_level)
+    fleet.board().get(id).and_then(|e| e.snapshot().state.vehicle.charge_state.battery_level)
 }
 
 fn updated(id: &str, level: f64, minutes_later: i64) -> Vehicle {
     let mut v = sample_vehicle(id);
-    v.last_seen = v
-        .last_seen
-        .map(|t| t + chrono::Duration::minutes(minutes_later));
+    v.last_seen = v.last_seen.map(|t| t + chrono::Duration::minutes(minutes_later));
     v.charge_state.battery_level = Some(level);
     v
 }
@@ -64,31 +55,11 @@ fn updated(id: &str, level: f64, minutes_later: i64) -> Vehicle {
 async fn an_observation_creates_the_vehicle_readable_by_both_ids() {
     let h = harness().await;
     let user = Uuid::new_v4();
-    h.fleet.observe(
-        user,
-        sample_vehicle("enode-1"),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
-    eventually("vehicle on the board", || {
-        h.fleet.board().get("enode-1").is_some()
-    })
-    .await;
-    let state = h
-        .fleet
-        .board()
-        .get("enode-1")
-        .unwrap()
-        .snapshot()
-        .state
-        .clone();
+    h.fleet.observe(user, sample_vehicle("enode-1"), DataSource::Webhook, ObservationKind::Updated);
+    eventually("vehicle on the board", || h.fleet.board().get("enode-1").is_some()).await;
+    let state = h.fleet.board().get("enode-1").unwrap().snapshot().state.clone();
     assert_eq!(state.user_id, user);
-    assert!(
-        h.fleet
-            .board()
-            .get(&state.internal_id.to_string())
-            .is_some()
-    );
+    assert!(h.fleet.board().get(&state.internal_id.to_string()).is_some());
     h.write_behind.flush(Duration::from_secs(1)).await.unwrap();
     assert!(h.store.vehicle(state.internal_id).is_some());
 }
@@ -97,22 +68,9 @@ async fn an_observation_creates_the_vehicle_readable_by_both_ids() {
 async fn the_same_new_vehicle_twice_is_created_once() {
     let h = harness().await;
     let user = Uuid::new_v4();
-    h.fleet.observe(
-        user,
-        sample_vehicle("enode-1"),
-        DataSource::Webhook,
-        ObservationKind::Discovered,
-    );
-    h.fleet.observe(
-        user,
-        updated("enode-1", 70.0, 1),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
-    eventually("update applied", || {
-        battery(&h.fleet, "enode-1") == Some(70.0)
-    })
-    .await;
+    h.fleet.observe(user, sample_vehicle("enode-1"), DataSource::Webhook, ObservationKind::Discovered);
+    h.fleet.observe(user, updated("enode-1", 70.0, 1), DataSource::Webhook, ObservationKind::Updated);
+    eventually("update applied", || battery(&h.fleet, "enode-1") == Some(70.0)).await;
     assert_eq!(h.fleet.stats().created, 1);
     assert_eq!(h.fleet.board().len(), 1);
 }
@@ -120,19 +78,10 @@ async fn the_same_new_vehicle_twice_is_created_once() {
 #[tokio::test]
 async fn another_owner_is_refused() {
     let h = harness().await;
-    h.fleet.observe(
-        Uuid::new_v4(),
-        sample_vehicle("enode-1"),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
+    h.fleet.observe(Uuid::new_v4(), sample_vehicle("enode-1"), DataSource::Webhook, ObservationKind::Updated);
     eventually("created", || h.fleet.board().get("enode-1").is_some()).await;
-    let routed = h.fleet.observe(
-        Uuid::new_v4(),
-        updated("enode-1", 1.0, 5),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
+    let routed =
+        h.fleet.observe(Uuid::new_v4(), updated("enode-1", 1.0, 5), DataSource::Webhook, ObservationKind::Updated);
     assert_eq!(routed, Routed::WrongOwner);
 }
 
@@ -140,48 +89,19 @@ async fn another_owner_is_refused() {
 async fn a_panicking_actor_restarts_with_its_state_and_others_keep_working() {
     let h = harness().await;
     let user = Uuid::new_v4();
-    h.fleet.observe(
-        user,
-        updated("a", 55.0, 1),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
-    h.fleet.observe(
-        user,
-        updated("b", 66.0, 1),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
-    eventually("both created", || {
-        battery(&h.fleet, "a") == Some(55.0) && battery(&h.fleet, "b").is_some()
-    })
-    .await;
+    h.fleet.observe(user, updated("a", 55.0, 1), DataSource::Webhook, ObservationKind::Updated);
+    h.fleet.observe(user, updated("b", 66.0, 1), DataSource::Webhook, ObservationKind::Updated);
+    eventually("both created", || battery(&h.fleet, "a") == Some(55.0) && battery(&h.fleet, "b").is_some()).await;
 
     assert!(h.fleet.inject_panic("a", "test"));
     eventually("restart counted", || h.fleet.stats().restarts == 1).await;
     // Other vehicles were never touched.
-    h.fleet.observe(
-        user,
-        updated("b", 67.0, 2),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
-    eventually("b still applies updates", || {
-        battery(&h.fleet, "b") == Some(67.0)
-    })
-    .await;
+    h.fleet.observe(user, updated("b", 67.0, 2), DataSource::Webhook, ObservationKind::Updated);
+    eventually("b still applies updates", || battery(&h.fleet, "b") == Some(67.0)).await;
     // The restarted actor has the state it had, and applies new data.
     assert_eq!(battery(&h.fleet, "a"), Some(55.0));
-    h.fleet.observe(
-        user,
-        updated("a", 56.0, 2),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
-    eventually("a applies updates after restart", || {
-        battery(&h.fleet, "a") == Some(56.0)
-    })
-    .await;
+    h.fleet.observe(user, updated("a", 56.0, 2), DataSource::Webhook, ObservationKind::Updated);
+    eventually("a applies updates after restart", || battery(&h.fleet, "a") == Some(56.0)).await;
     let health = h.fleet.health("a").unwrap();
     assert_eq!(health.status, ActorStatus::Running);
     assert_eq!(health.total_restarts, 1);
@@ -190,69 +110,35 @@ async fn a_panicking_actor_restarts_with_its_state_and_others_keep_working() {
 
 #[tokio::test]
 async fn too_many_restarts_degrade_the_vehicle_until_restarted() {
-    let config = FleetConfig {
-        restart_budget: 2,
-        restart_window: Duration::from_secs(60),
-    };
+    let config = FleetConfig { restart_budget: 2, restart_window: Duration::from_secs(60) };
     let h = harness_with(Arc::new(MemoryStore::default()), config).await;
     let user = Uuid::new_v4();
-    h.fleet.observe(
-        user,
-        updated("a", 50.0, 1),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
+    h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
     eventually("created", || battery(&h.fleet, "a").is_some()).await;
     for n in 1..=3u64 {
         h.fleet.inject_panic("a", "again");
-        eventually("failure handled", || {
-            h.fleet.health("a").unwrap().total_restarts == n
-        })
-        .await;
+        eventually("failure handled", || h.fleet.health("a").unwrap().total_restarts == n).await;
         // Wait for the restart (if any) before crashing it again.
-        eventually("settled", || {
-            h.fleet.health("a").unwrap().status != ActorStatus::Restarting
-        })
-        .await;
+        eventually("settled", || h.fleet.health("a").unwrap().status != ActorStatus::Restarting).await;
     }
     assert_eq!(h.fleet.health("a").unwrap().status, ActorStatus::Degraded);
     // Still readable, with its last state.
     assert_eq!(battery(&h.fleet, "a"), Some(50.0));
     // New data waits, parked, and is applied when an operator restarts the vehicle.
-    h.fleet.observe(
-        user,
-        updated("a", 51.0, 2),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
+    h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(battery(&h.fleet, "a"), Some(50.0));
     assert!(h.fleet.restart("a").await.unwrap());
-    eventually("parked data applied", || {
-        battery(&h.fleet, "a") == Some(51.0)
-    })
-    .await;
+    eventually("parked data applied", || battery(&h.fleet, "a") == Some(51.0)).await;
     assert_eq!(h.fleet.health("a").unwrap().status, ActorStatus::Running);
 }
 
 #[tokio::test]
 async fn removal_stops_the_actor_and_deletes_the_row() {
     let h = harness().await;
-    h.fleet.observe(
-        Uuid::new_v4(),
-        sample_vehicle("a"),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
+    h.fleet.observe(Uuid::new_v4(), sample_vehicle("a"), DataSource::Webhook, ObservationKind::Updated);
     eventually("created", || h.fleet.board().get("a").is_some()).await;
-    let id = h
-        .fleet
-        .board()
-        .get("a")
-        .unwrap()
-        .snapshot()
-        .state
-        .internal_id;
+    let id = h.fleet.board().get("a").unwrap().snapshot().state.internal_id;
     h.write_behind.flush(Duration::from_secs(1)).await.unwrap();
     assert!(h.fleet.remove("a").await.unwrap());
     assert!(h.fleet.board().get("a").is_none());
@@ -275,27 +161,14 @@ async fn restore_brings_back_every_vehicle_before_any_event() {
     assert_eq!(h.fleet.restore(store.as_ref()).await.unwrap(), 50);
     assert!(h.fleet.is_restored());
     for s in &states {
-        let snap = h
-            .fleet
-            .board()
-            .get(&s.internal_id.to_string())
-            .unwrap()
-            .snapshot();
+        let snap = h.fleet.board().get(&s.internal_id.to_string()).unwrap().snapshot();
         assert_eq!(snap.state.vehicle, s.vehicle);
         assert_eq!(snap.state.source, DataSource::Restored);
     }
     // The restored actors are live.
     let user = states[0].user_id;
-    h.fleet.observe(
-        user,
-        updated("v0", 99.0, 10),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
-    eventually("restored actor applies", || {
-        battery(&h.fleet, "v0") == Some(99.0)
-    })
-    .await;
+    h.fleet.observe(user, updated("v0", 99.0, 10), DataSource::Webhook, ObservationKind::Updated);
+    eventually("restored actor applies", || battery(&h.fleet, "v0") == Some(99.0)).await;
 }
 
 #[tokio::test]
@@ -303,38 +176,19 @@ async fn credentials_invalidated_flags_every_vehicle_of_the_user() {
     let h = harness().await;
     let user = Uuid::new_v4();
     for id in ["a", "b"] {
-        h.fleet.observe(
-            user,
-            sample_vehicle(id),
-            DataSource::Webhook,
-            ObservationKind::Updated,
-        );
+        h.fleet.observe(user, sample_vehicle(id), DataSource::Webhook, ObservationKind::Updated);
     }
     eventually("created", || h.fleet.board().len() == 2).await;
-    assert_eq!(h.fleet.credentials_invalidated(user), 2);
-    eventually("flagged", || {
-        h.fleet
-            .board()
-            .for_user(user)
-            .iter()
-            .all(|e| e.snapshot().state.relink_required)
-    })
-    .await;
+    assert_eq!(h.fleet.credentials_invalidated(user, Some("TESLA")), 0);
+    assert_eq!(h.fleet.credentials_invalidated(user, Some("xpeng")), 2);
+    eventually("flagged", || h.fleet.board().for_user(user).iter().all(|e| e.snapshot().state.relink_required)).await;
 }
 
 #[tokio::test]
 async fn shutdown_stops_actors() {
     let h = harness().await;
-    h.fleet.observe(
-        Uuid::new_v4(),
-        sample_vehicle("a"),
-        DataSource::Webhook,
-        ObservationKind::Updated,
-    );
+    h.fleet.observe(Uuid::new_v4(), sample_vehicle("a"), DataSource::Webhook, ObservationKind::Updated);
     eventually("created", || h.fleet.board().get("a").is_some()).await;
     h.fleet.shutdown(Duration::from_secs(2)).await;
-    assert_eq!(
-        h.fleet.board().get("a").unwrap().status(),
-        ActorStatus::Stopped
-    );
+    assert_eq!(h.fleet.board().get("a").unwrap().status(), ActorStatus::Stopped);
 }

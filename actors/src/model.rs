@@ -239,27 +239,15 @@ impl Vehicle {
 
     /// `information.displayName`, else "<brand> <model>", else the vendor.
     pub fn display_name(&self) -> Option<String> {
-        if let Some(name) = self
-            .information
-            .display_name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-        {
+        if let Some(name) = self.information.display_name.as_deref().filter(|n| !n.is_empty()) {
             return Some(name.to_owned());
         }
-        let parts: Vec<&str> = [
-            self.information.brand.as_deref(),
-            self.information.model.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|p| !p.is_empty())
-        .collect();
-        if parts.is_empty() {
-            self.vendor.clone()
-        } else {
-            Some(parts.join(" "))
-        }
+        let parts: Vec<&str> = [self.information.brand.as_deref(), self.information.model.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|p| !p.is_empty())
+            .collect();
+        if parts.is_empty() { self.vendor.clone() } else { Some(parts.join(" ")) }
     }
 }
 
@@ -304,8 +292,7 @@ mod tests {
         let mut raw: Value = serde_json::from_str(FIXTURE).unwrap();
         raw["newTopLevel"] = serde_json::json!({"a": 1});
         raw["chargeState"]["vendorSpecific"] = serde_json::json!("x");
-        raw["capabilities"]["preconditioning"] =
-            serde_json::json!({"isCapable": true, "interventionIds": []});
+        raw["capabilities"]["preconditioning"] = serde_json::json!({"isCapable": true, "interventionIds": []});
         let vehicle: Vehicle = serde_json::from_value(raw.clone()).unwrap();
         let back = serde_json::to_value(&vehicle).unwrap();
         assert_eq!(back["newTopLevel"], raw["newTopLevel"]);
@@ -334,11 +321,7 @@ mod tests {
                 Err(_) => Value::String(s),
             },
             Value::Array(items) => Value::Array(items.into_iter().map(normalise_times).collect()),
-            Value::Object(map) => Value::Object(
-                map.into_iter()
-                    .map(|(k, v)| (k, normalise_times(v)))
-                    .collect(),
-            ),
+            Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, normalise_times(v))).collect()),
             other => other,
         }
     }

@@ -20,17 +20,11 @@ pub struct PortError {
 
 impl PortError {
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
+        Self { message: message.into(), retryable: true }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-        }
+        Self { message: message.into(), retryable: false }
     }
 }
 

@@ -32,12 +32,7 @@ impl Snapshot {
     /// Renders a first snapshot of `state`.
     pub fn render(state: Arc<VehicleState>) -> Self {
         let body = Bytes::from(StatusView::new(&state).to_bytes());
-        Self {
-            etag: etag_of(&body),
-            body,
-            state,
-            version: 1,
-        }
+        Self { etag: etag_of(&body), body, state, version: 1 }
     }
 
     /// The snapshot that follows `self` for `state`. When the body would not change (a repeated
@@ -45,20 +40,10 @@ impl Snapshot {
     pub fn next(&self, state: Arc<VehicleState>) -> Self {
         let body = StatusView::new(&state).to_bytes();
         if body == self.body.as_ref() {
-            return Self {
-                state,
-                body: self.body.clone(),
-                etag: self.etag.clone(),
-                version: self.version,
-            };
+            return Self { state, body: self.body.clone(), etag: self.etag.clone(), version: self.version };
         }
         let body = Bytes::from(body);
-        Self {
-            etag: etag_of(&body),
-            body,
-            state,
-            version: self.version + 1,
-        }
+        Self { etag: etag_of(&body), body, state, version: self.version + 1 }
     }
 
     /// Whether what readers see differs from `other` (pushes and sessions care; timestamps alone do not).
@@ -173,10 +158,7 @@ impl SnapshotBoard {
 
     /// Every vehicle of a user, in link order.
     pub fn for_user(&self, user_id: Uuid) -> Vec<Arc<BoardEntry>> {
-        self.by_user
-            .get(&user_id)
-            .map(|v| v.value().clone())
-            .unwrap_or_default()
+        self.by_user.get(&user_id).map(|v| v.value().clone()).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -189,10 +171,7 @@ impl SnapshotBoard {
 
     /// Every entry (admin listings, the refresh scheduler). A point-in-time copy of the handles.
     pub fn entries(&self) -> Vec<Arc<BoardEntry>> {
-        self.by_user
-            .iter()
-            .flat_map(|v| v.value().clone())
-            .collect()
+        self.by_user.iter().flat_map(|v| v.value().clone()).collect()
     }
 
     /// Adds a vehicle, or swaps in its new snapshot. Returns its entry.
@@ -204,31 +183,21 @@ impl SnapshotBoard {
         }
         let state = Arc::clone(&snapshot.state);
         let entry = Arc::new(BoardEntry::new(snapshot));
-        self.by_id.insert(
-            state.vehicle.id.clone().into_boxed_str(),
-            Arc::clone(&entry),
-        );
-        self.by_id
-            .insert(internal.into_boxed_str(), Arc::clone(&entry));
-        self.by_user
-            .entry(state.user_id)
-            .or_default()
-            .push(Arc::clone(&entry));
+        self.by_id.insert(state.vehicle.id.clone().into_boxed_str(), Arc::clone(&entry));
+        self.by_id.insert(internal.into_boxed_str(), Arc::clone(&entry));
+        self.by_user.entry(state.user_id).or_default().push(Arc::clone(&entry));
         entry
     }
 
     /// Takes a vehicle off the board: its reads become 404.
     pub fn remove(&self, internal_id: Uuid) -> Option<Arc<BoardEntry>> {
-        let (_, entry) = self
-            .by_id
-            .remove(internal_id.hyphenated().to_string().as_str())?;
+        let (_, entry) = self.by_id.remove(internal_id.hyphenated().to_string().as_str())?;
         let state = entry.snapshot().state.clone();
         self.by_id.remove(state.vehicle.id.as_str());
         if let Some(mut list) = self.by_user.get_mut(&state.user_id) {
             list.retain(|e| !Arc::ptr_eq(e, &entry));
         }
-        self.by_user
-            .remove_if(&state.user_id, |_, list| list.is_empty());
+        self.by_user.remove_if(&state.user_id, |_, list| list.is_empty());
         Some(entry)
     }
 }

@@ -29,10 +29,7 @@ impl<'a> StatusView<'a> {
 
     /// The body of a push: the same shape, with `id` set to the id the registration used.
     pub fn for_push(state: &'a VehicleState, id: &'a str) -> Self {
-        Self {
-            state,
-            push: Some(PushIds { id }),
-        }
+        Self { state, push: Some(PushIds { id }) }
     }
 
     /// Renders the body as JSON bytes.
@@ -49,11 +46,7 @@ impl Serialize for StatusView<'_> {
         let cs = &v.charge_state;
         // Enode's data is no longer live once the user's credentials are invalid: say so where
         // HA looks (isReachable) and why (relinkRequired).
-        let is_reachable = if state.relink_required {
-            Some(false)
-        } else {
-            v.is_reachable
-        };
+        let is_reachable = if state.relink_required { Some(false) } else { v.is_reachable };
         let location: Option<&Location> = v.location.is_known().then_some(&v.location);
 
         let mut m = s.serialize_map(None)?;
@@ -109,9 +102,7 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
     // FNV-1a: tiny, fast, and stable (unlike std's randomly keyed hasher).
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
-    })
+    bytes.iter().fold(OFFSET, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(PRIME))
 }
 
 /// Ids a list item carries: `id` (Enode) and `internalId`.
@@ -149,8 +140,7 @@ mod tests {
 
     #[test]
     fn body_has_the_contract_fields() {
-        let body: Value =
-            serde_json::from_slice(&StatusView::new(&state(false)).to_bytes()).unwrap();
+        let body: Value = serde_json::from_slice(&StatusView::new(&state(false)).to_bytes()).unwrap();
         assert_eq!(body["id"], "c6198bd9-9a25-425d-afc3-a61ee974d1a8");
         assert_eq!(body["vehicleName"], "XPENG G6");
         assert_eq!(body["chargingState"], "PLUGGED_IN:CHARGING");
@@ -182,8 +172,7 @@ mod tests {
 
     #[test]
     fn relink_required_shows_as_unreachable() {
-        let body: Value =
-            serde_json::from_slice(&StatusView::new(&state(true)).to_bytes()).unwrap();
+        let body: Value = serde_json::from_slice(&StatusView::new(&state(true)).to_bytes()).unwrap();
         assert_eq!(body["isReachable"], false);
         assert_eq!(body["relinkRequired"], true);
     }
@@ -191,8 +180,7 @@ mod tests {
     #[test]
     fn push_body_uses_the_registration_id() {
         let s = state(false);
-        let body: Value =
-            serde_json::from_slice(&StatusView::for_push(&s, "my-id").to_bytes()).unwrap();
+        let body: Value = serde_json::from_slice(&StatusView::for_push(&s, "my-id").to_bytes()).unwrap();
         assert_eq!(body["id"], "my-id");
         assert_eq!(body["enodeId"], "c6198bd9-9a25-425d-afc3-a61ee974d1a8");
     }

@@ -33,11 +33,7 @@ pub enum ObservationKind {
 #[derive(Debug)]
 pub enum VehicleMsg {
     /// New data about the vehicle from Enode.
-    Observe {
-        vehicle: Box<Vehicle>,
-        source: DataSource,
-        kind: ObservationKind,
-    },
+    Observe { vehicle: Box<Vehicle>, source: DataSource, kind: ObservationKind },
     /// Enode says the user's vendor credentials are invalid: the data is no longer live.
     CredentialsInvalidated,
     /// Fault injection for tests and chaos drills: the actor panics while handling it.
@@ -71,11 +67,7 @@ impl Actor for VehicleActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let current = args.entry.snapshot();
         args.entry.set_status(ActorStatus::Running);
-        Ok(VehicleActorState {
-            context: args.context,
-            entry: args.entry,
-            current,
-        })
+        Ok(VehicleActorState { context: args.context, entry: args.entry, current })
     }
 
     async fn handle(
@@ -86,15 +78,12 @@ impl Actor for VehicleActor {
     ) -> Result<(), ActorProcessingErr> {
         let current = &state.current.state;
         let next = match msg {
-            VehicleMsg::Observe {
-                vehicle,
-                source,
-                kind,
-            } => merge(current, *vehicle, source, kind, state.context.clock.now()),
-            VehicleMsg::CredentialsInvalidated if !current.relink_required => Some(VehicleState {
-                relink_required: true,
-                ..(**current).clone()
-            }),
+            VehicleMsg::Observe { vehicle, source, kind } => {
+                merge(current, *vehicle, source, kind, state.context.clock.now())
+            }
+            VehicleMsg::CredentialsInvalidated if !current.relink_required => {
+                Some(VehicleState { relink_required: true, ..(**current).clone() })
+            }
             VehicleMsg::CredentialsInvalidated => None,
             VehicleMsg::Crash { reason } => panic!("injected fault: {reason}"),
         };
@@ -109,9 +98,7 @@ impl VehicleActorState {
     fn publish(&mut self, next: VehicleState) {
         let next = Arc::new(self.current.next(Arc::new(next)));
         self.entry.swap(Arc::clone(&next));
-        self.context
-            .write_behind
-            .submit(VehicleWrite::Upsert(Arc::clone(&next.state)));
+        self.context.write_behind.submit(VehicleWrite::Upsert(Arc::clone(&next.state)));
         self.current = next;
     }
 }
@@ -130,10 +117,9 @@ pub fn merge(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<VehicleState> {
     match kind {
-        ObservationKind::Discovered if current.relink_required => Some(VehicleState {
-            relink_required: false,
-            ..current.clone()
-        }),
+        ObservationKind::Discovered if current.relink_required => {
+            Some(VehicleState { relink_required: false, ..current.clone() })
+        }
         ObservationKind::Discovered => None,
         ObservationKind::Updated if incoming.observed_at() < current.vehicle.observed_at() => {
             tracing::debug!(vehicle = %incoming.id, "older vehicle state ignored");
@@ -162,16 +148,7 @@ mod tests {
         let mut older = current.vehicle.clone();
         older.last_seen = older.last_seen.map(|t| t - Duration::minutes(5));
         older.charge_state.battery_level = Some(10.0);
-        assert!(
-            merge(
-                &current,
-                older,
-                DataSource::Webhook,
-                ObservationKind::Updated,
-                Utc::now()
-            )
-            .is_none()
-        );
+        assert!(merge(&current, older, DataSource::Webhook, ObservationKind::Updated, Utc::now()).is_none());
     }
 
     #[test]
@@ -182,14 +159,7 @@ mod tests {
         newer.last_seen = newer.last_seen.map(|t| t + Duration::minutes(5));
         newer.charge_state.battery_level = Some(70.0);
         let now = Utc::now();
-        let next = merge(
-            &current,
-            newer,
-            DataSource::Refresh,
-            ObservationKind::Updated,
-            now,
-        )
-        .unwrap();
+        let next = merge(&current, newer, DataSource::Refresh, ObservationKind::Updated, now).unwrap();
         assert_eq!(next.vehicle.charge_state.battery_level, Some(70.0));
         assert_eq!(next.source, DataSource::Refresh);
         assert_eq!(next.received_at, now);
@@ -201,52 +171,20 @@ mod tests {
     fn same_lastseen_newer_charge_state_wins() {
         let current = sample_state("v");
         let mut newer = current.vehicle.clone();
-        newer.charge_state.last_updated = newer
-            .charge_state
-            .last_updated
-            .map(|t| t + Duration::seconds(1));
-        assert!(
-            merge(
-                &current,
-                newer,
-                DataSource::Webhook,
-                ObservationKind::Updated,
-                Utc::now()
-            )
-            .is_some()
-        );
+        newer.charge_state.last_updated = newer.charge_state.last_updated.map(|t| t + Duration::seconds(1));
+        assert!(merge(&current, newer, DataSource::Webhook, ObservationKind::Updated, Utc::now()).is_some());
     }
 
     #[test]
     fn discovered_never_blanks_known_data() {
         let current = sample_state("v");
-        let mut discovered = Vehicle {
-            id: "v".into(),
-            ..Vehicle::default()
-        };
+        let mut discovered = Vehicle { id: "v".into(), ..Vehicle::default() };
         discovered.last_seen = current.vehicle.last_seen.map(|t| t + Duration::hours(1));
         assert!(
-            merge(
-                &current,
-                discovered.clone(),
-                DataSource::Webhook,
-                ObservationKind::Discovered,
-                Utc::now()
-            )
-            .is_none()
+            merge(&current, discovered.clone(), DataSource::Webhook, ObservationKind::Discovered, Utc::now()).is_none()
         );
-        let relinking = VehicleState {
-            relink_required: true,
-            ..current
-        };
-        let next = merge(
-            &relinking,
-            discovered,
-            DataSource::Webhook,
-            ObservationKind::Discovered,
-            Utc::now(),
-        )
-        .unwrap();
+        let relinking = VehicleState { relink_required: true, ..current };
+        let next = merge(&relinking, discovered, DataSource::Webhook, ObservationKind::Discovered, Utc::now()).unwrap();
         assert!(!next.relink_required);
         assert_eq!(next.vehicle, relinking.vehicle);
     }

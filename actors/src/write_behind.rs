@@ -7,7 +7,7 @@
 //! replaced it meanwhile. `flush` drains everything (graceful shutdown).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,7 @@ pub struct WriteBehindConfig {
 
 impl Default for WriteBehindConfig {
     fn default() -> Self {
-        Self {
-            interval: Duration::from_millis(200),
-            batch: 500,
-            max_backoff: Duration::from_secs(10),
-        }
+        Self { interval: Duration::from_millis(200), batch: 500, max_backoff: Duration::from_secs(10) }
     }
 }
 
@@ -58,6 +54,7 @@ struct Inner {
     // than an async one and cannot stall the runtime.
     pending: Mutex<HashMap<Uuid, VehicleWrite>>,
     wake: Notify,
+    stopping: AtomicBool,
     // One writer at a time: the background loop and `flush` must not write the same vehicle's
     // entries concurrently, or an older batch could land after a newer one.
     writer: tokio::sync::Mutex<()>,
@@ -74,6 +71,7 @@ impl WriteBehind {
                 config,
                 pending: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
+                stopping: AtomicBool::new(false),
                 writer: tokio::sync::Mutex::new(()),
                 written: AtomicU64::new(0),
                 failed_batches: AtomicU64::new(0),
@@ -103,14 +101,17 @@ impl WriteBehind {
         }
     }
 
-    /// Writes batches until stopped. Run it on its own task; stop it by dropping the task after
-    /// calling `flush`.
+    /// Writes batches until `stop` is called. Run it on its own task, and after stopping it, await
+    /// the task and then `flush`: aborting the task instead could cancel a batch mid-write.
     pub async fn run(self) {
         let mut backoff = self.inner.config.interval;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.inner.wake.notified() => {}
+            }
+            if self.inner.stopping.load(Ordering::Acquire) {
+                return;
             }
             match self.write_pending().await {
                 Ok(()) => backoff = self.inner.config.interval,
@@ -120,6 +121,12 @@ impl WriteBehind {
                 }
             }
         }
+    }
+
+    /// Makes `run` return at its next wake-up (immediately if it is waiting).
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
     }
 
     /// Writes everything queued now, retrying while the store fails, up to `deadline`.
@@ -152,13 +159,9 @@ impl WriteBehind {
             let started = Instant::now();
             match self.inner.store.write_vehicles(&batch).await {
                 Ok(()) => {
-                    self.inner
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.inner.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    self.inner
-                        .last_flush_micros
-                        .store(micros, Ordering::Relaxed);
+                    self.inner.last_flush_micros.store(micros, Ordering::Relaxed);
                 }
                 Err(err) => {
                     self.inner.failed_batches.fetch_add(1, Ordering::Relaxed);
@@ -178,12 +181,7 @@ impl WriteBehind {
     async fn write_singly(&self, batch: Vec<VehicleWrite>) {
         for write in batch {
             let id = write.internal_id();
-            match self
-                .inner
-                .store
-                .write_vehicles(std::slice::from_ref(&write))
-                .await
-            {
+            match self.inner.store.write_vehicles(std::slice::from_ref(&write)).await {
                 Ok(()) => {
                     self.inner.written.fetch_add(1, Ordering::Relaxed);
                 }
@@ -213,10 +211,7 @@ impl WriteBehind {
     fn pending(&self) -> MutexGuard<'_, HashMap<Uuid, VehicleWrite>> {
         // A panic while holding this lock leaves the map consistent (inserts and removes are
         // single operations), so a poisoned lock is safe to keep using.
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -259,15 +254,7 @@ mod tests {
         wb.submit(VehicleWrite::Upsert(Arc::new(newer)));
         store.set_down(false);
         wb.flush(Duration::from_secs(1)).await.unwrap();
-        assert_eq!(
-            store
-                .vehicle(a.internal_id)
-                .unwrap()
-                .vehicle
-                .charge_state
-                .battery_level,
-            Some(99.0)
-        );
+        assert_eq!(store.vehicle(a.internal_id).unwrap().vehicle.charge_state.battery_level, Some(99.0));
         assert!(store.vehicle(b.internal_id).is_some());
         assert_eq!(wb.stats().backlog, 0);
     }
@@ -280,9 +267,7 @@ mod tests {
         wb.submit(VehicleWrite::Upsert(Arc::new(a.clone())));
         wb.flush(Duration::from_secs(1)).await.unwrap();
         wb.submit(VehicleWrite::Upsert(Arc::new(a.clone())));
-        wb.submit(VehicleWrite::Delete {
-            internal_id: a.internal_id,
-        });
+        wb.submit(VehicleWrite::Delete { internal_id: a.internal_id });
         wb.flush(Duration::from_secs(1)).await.unwrap();
         assert!(store.vehicle(a.internal_id).is_none());
     }
@@ -290,15 +275,10 @@ mod tests {
     #[tokio::test]
     async fn batches_are_bounded() {
         let store = Arc::new(MemoryStore::default());
-        let config = WriteBehindConfig {
-            batch: 10,
-            ..WriteBehindConfig::default()
-        };
+        let config = WriteBehindConfig { batch: 10, ..WriteBehindConfig::default() };
         let wb = WriteBehind::new(store.clone(), config);
         for i in 0..35 {
-            wb.submit(VehicleWrite::Upsert(Arc::new(sample_state(&format!(
-                "v{i}"
-            )))));
+            wb.submit(VehicleWrite::Upsert(Arc::new(sample_state(&format!("v{i}")))));
         }
         wb.flush(Duration::from_secs(1)).await.unwrap();
         assert_eq!(store.write_calls(), 4);

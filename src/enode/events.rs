@@ -130,23 +130,18 @@ const KNOWN: [&str; 7] = [
 /// body is refused; a known event with a bad payload is reported per element, so one odd vehicle
 /// does not make Enode retry (and so delay) the 99 good events beside it.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Parsed>, BatchError> {
-    let items: Vec<&RawValue> =
-        serde_json::from_slice(body).map_err(|e| BatchError::NotAnArray(e.to_string()))?;
+    let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| BatchError::NotAnArray(e.to_string()))?;
     items
         .into_iter()
         .enumerate()
         .map(|(index, raw)| {
-            let name: Name =
-                serde_json::from_str(raw.get()).map_err(|_| BatchError::NotAnEvent { index })?;
+            let name: Name = serde_json::from_str(raw.get()).map_err(|_| BatchError::NotAnEvent { index })?;
             if !KNOWN.contains(&name.event.as_str()) {
                 return Ok(Parsed::Unknown(name.event));
             }
             Ok(match serde_json::from_str::<Event>(raw.get()) {
                 Ok(event) => Parsed::Event(Box::new(event)),
-                Err(e) => Parsed::Malformed {
-                    event: name.event,
-                    error: e.to_string(),
-                },
+                Err(e) => Parsed::Malformed { event: name.event, error: e.to_string() },
             })
         })
         .collect()
@@ -158,30 +153,18 @@ mod tests {
 
     #[test]
     fn fixture_batch_parses() {
-        let parsed =
-            parse_batch(include_bytes!("../../tests/fixtures/webhook-batch.json")).unwrap();
+        let parsed = parse_batch(include_bytes!("../../tests/fixtures/webhook-batch.json")).unwrap();
         assert_eq!(parsed.len(), 3);
-        assert!(
-            matches!(&parsed[0], Parsed::Event(e) if matches!(**e, Event::VehicleDiscovered(_)))
-        );
+        assert!(matches!(&parsed[0], Parsed::Event(e) if matches!(**e, Event::VehicleDiscovered(_))));
         assert!(matches!(&parsed[1], Parsed::Event(e) if matches!(**e, Event::VehicleUpdated(_))));
         assert!(matches!(&parsed[2], Parsed::Event(e) if matches!(**e, Event::Heartbeat(_))));
     }
 
     #[test]
     fn not_an_array_or_not_events_is_refused() {
-        assert!(matches!(
-            parse_batch(b"{\"event\":\"x\"}"),
-            Err(BatchError::NotAnArray(_))
-        ));
-        assert!(matches!(
-            parse_batch(b"[1,2]"),
-            Err(BatchError::NotAnEvent { index: 0 })
-        ));
-        assert!(matches!(
-            parse_batch(b"not json"),
-            Err(BatchError::NotAnArray(_))
-        ));
+        assert!(matches!(parse_batch(b"{\"event\":\"x\"}"), Err(BatchError::NotAnArray(_))));
+        assert!(matches!(parse_batch(b"[1,2]"), Err(BatchError::NotAnEvent { index: 0 })));
+        assert!(matches!(parse_batch(b"not json"), Err(BatchError::NotAnArray(_))));
     }
 
     #[test]

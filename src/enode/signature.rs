@@ -12,21 +12,14 @@ const PREFIX: &str = "sha1=";
 
 /// The header value Enode would send for `body` signed with `secret`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    format!(
-        "{PREFIX}{}",
-        hex::encode(mac(secret, body).finalize().into_bytes())
-    )
+    format!("{PREFIX}{}", hex::encode(mac(secret, body).finalize().into_bytes()))
 }
 
 /// True when `header` is a valid signature of `body` under any of `secrets`.
 ///
 /// Every secret is tried even after a match, so the time taken does not tell which one matched.
 pub fn verify<'a>(secrets: impl IntoIterator<Item = &'a [u8]>, header: &str, body: &[u8]) -> bool {
-    let Some(expected) = header
-        .trim()
-        .strip_prefix(PREFIX)
-        .and_then(|h| hex::decode(h).ok())
-    else {
+    let Some(expected) = header.trim().strip_prefix(PREFIX).and_then(|h| hex::decode(h).ok()) else {
         return false;
     };
     let mut matched = false;
@@ -60,42 +53,21 @@ mod tests {
     fn fixture_batch_verifies_byte_for_byte() {
         let body = include_bytes!("../../tests/fixtures/webhook-batch.json");
         let header = "sha1=786438ca93115d059a7deb3b8c15fbc6ff1ee2c5";
-        assert!(verify(
-            [b"fixture-webhook-secret-0123456789abcdef".as_slice()],
-            header,
-            body
-        ));
+        assert!(verify([b"fixture-webhook-secret-0123456789abcdef".as_slice()], header, body));
     }
 
     #[test]
     fn any_configured_secret_may_match() {
         let body = b"[]";
         let header = sign(b"new", body);
-        assert!(verify(
-            [b"old".as_slice(), b"new".as_slice()],
-            &header,
-            body
-        ));
+        assert!(verify([b"old".as_slice(), b"new".as_slice()], &header, body));
         assert!(!verify([b"old".as_slice()], &header, body));
     }
 
     #[test]
     fn malformed_headers_fail() {
-        for header in [
-            "",
-            "sha1=",
-            "sha1=zz",
-            "md5=00",
-            "e417e6fc2e7f8a78c93a35a7b344d36ce179fc8d",
-        ] {
-            assert!(
-                !verify(
-                    [b"example-secret".as_slice()],
-                    header,
-                    br#"{"payload":"example"}"#
-                ),
-                "{header}"
-            );
+        for header in ["", "sha1=", "sha1=zz", "md5=00", "e417e6fc2e7f8a78c93a35a7b344d36ce179fc8d"] {
+            assert!(!verify([b"example-secret".as_slice()], header, br#"{"payload":"example"}"#), "{header}");
         }
     }
 }

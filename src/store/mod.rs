@@ -60,11 +60,7 @@ pub trait Store: Send + Sync + 'static {
     /// Ordered by created_at, then id; revoked keys included.
     async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError>;
     /// Sets `revoked_at` if not yet set. Returns the key as it now is, or None if no such key.
-    async fn revoke_api_key(
-        &self,
-        id: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<Option<ApiKey>, StoreError>;
+    async fn revoke_api_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError>;
     /// Keys revoked at or after `since`: how a running server learns of revocations made by
     /// another process (the CLI).
     async fn keys_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError>;

@@ -12,16 +12,12 @@ pub struct SqliteStore;
 
 impl SqliteStore {
     pub async fn connect(_url: &str) -> Result<Self, StoreError> {
-        Err(StoreError::Unavailable(
-            "sqlite store not implemented yet".into(),
-        ))
+        Err(StoreError::Unavailable("sqlite store not implemented yet".into()))
     }
 }
 
 fn todo<T>() -> Result<T, StoreError> {
-    Err(StoreError::Unavailable(
-        "sqlite store not implemented yet".into(),
-    ))
+    Err(StoreError::Unavailable("sqlite store not implemented yet".into()))
 }
 
 #[async_trait]
@@ -53,11 +49,7 @@ impl Store for SqliteStore {
     async fn list_api_keys(&self, _user_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
         todo()
     }
-    async fn revoke_api_key(
-        &self,
-        _id: Uuid,
-        _at: DateTime<Utc>,
-    ) -> Result<Option<ApiKey>, StoreError> {
+    async fn revoke_api_key(&self, _id: Uuid, _at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
         todo()
     }
     async fn keys_revoked_since(&self, _since: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError> {
@@ -72,10 +64,7 @@ impl Store for SqliteStore {
     async fn write_vehicles(&self, _batch: &[VehicleWrite]) -> Result<(), StoreError> {
         todo()
     }
-    async fn record_delivery(
-        &self,
-        _delivery: &NewDelivery,
-    ) -> Result<DeliveryOutcome, StoreError> {
+    async fn record_delivery(&self, _delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError> {
         todo()
     }
 }

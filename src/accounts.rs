@@ -1,0 +1,299 @@
+//! Users and API keys, answered from memory.
+//!
+//! Every HA poll authenticates, so key lookup must not touch the database: active keys are loaded
+//! at start and kept in a map keyed by their SHA-256. A key created by another process (the CLI)
+//! is found on first use with one bounded database lookup; a key revoked through the API stops
+//! working on the very next request, one revoked by another process within
+//! `key_revocation_poll_ms`. Unknown keys are remembered briefly so a flood of bad keys cannot
+//! turn into a flood of queries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::store::{ApiKey, KeyHash, NewApiKey, NewUser, Role, Store, StoreError, User};
+use evconduit_actors::tier::Tier;
+
+/// Every key starts with this, so leaked keys are easy for secret scanners (and people) to spot.
+pub const KEY_PREFIX: &str = "evc_";
+/// Random characters after the prefix: 40 alphanumerics carry about 238 bits.
+const KEY_RANDOM_CHARS: usize = 40;
+/// Length of the Pro trial a new user gets unless a tier is chosen.
+pub const TRIAL_DAYS: i64 = 30;
+/// Database lookups for unknown keys allowed at once; beyond that an unknown key is refused
+/// without asking (a key-guessing flood must not become a query flood).
+const MISS_LOOKUPS: usize = 4;
+/// How long an unknown key is remembered as unknown.
+const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// How often key use (`last_used_at`) is written to the store.
+const KEY_USE_FLUSH: Duration = Duration::from_secs(60);
+
+/// Who is calling: the key and its user.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub key_id: Uuid,
+    pub user: Arc<User>,
+}
+
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    keys: DashMap<KeyHash, Principal>,
+    users: DashMap<Uuid, Arc<User>>,
+    unknown_keys: moka::sync::Cache<KeyHash, ()>,
+    unknown_users: moka::sync::Cache<Uuid, ()>,
+    miss_lookups: Semaphore,
+    /// Key id -> last use, written to the store periodically (not per request).
+    key_use: DashMap<Uuid, DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("no user with email {0}")]
+    UnknownEmail(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Accounts {
+    /// Loads every user and active key into memory.
+    pub async fn load(store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
+        let accounts = Arc::new(Self {
+            store: Arc::clone(&store),
+            keys: DashMap::new(),
+            users: DashMap::new(),
+            unknown_keys: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(NEGATIVE_TTL).build(),
+            unknown_users: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(NEGATIVE_TTL).build(),
+            miss_lookups: Semaphore::new(MISS_LOOKUPS),
+            key_use: DashMap::new(),
+        });
+        for user in store.list_users().await? {
+            let user = Arc::new(user);
+            for key in store.list_api_keys(user.id).await? {
+                if key.revoked_at.is_none() {
+                    accounts.keys.insert(key.hash, Principal { key_id: key.id, user: Arc::clone(&user) });
+                }
+            }
+            accounts.users.insert(user.id, user);
+        }
+        Ok(accounts)
+    }
+
+    /// The principal a bearer key belongs to, or None for an unknown or revoked key.
+    pub async fn authenticate(&self, key: &str, now: DateTime<Utc>) -> Option<Principal> {
+        let hash = hash_key(key);
+        if let Some(principal) = self.keys.get(&hash) {
+            self.key_use.insert(principal.key_id, now);
+            return Some(principal.clone());
+        }
+        if !key.starts_with(KEY_PREFIX) || self.unknown_keys.contains_key(&hash) {
+            return None;
+        }
+        let _permit = self.miss_lookups.try_acquire().ok()?;
+        let principal = self.lookup_key(&hash).await;
+        match &principal {
+            Some(p) => {
+                self.keys.insert(hash, p.clone());
+                self.key_use.insert(p.key_id, now);
+            }
+            None => self.unknown_keys.insert(hash, ()),
+        }
+        principal
+    }
+
+    async fn lookup_key(&self, hash: &KeyHash) -> Option<Principal> {
+        let key = match self.store.api_key_by_hash(hash).await {
+            Ok(Some(key)) if key.revoked_at.is_none() => key,
+            Ok(_) => return None,
+            Err(err) => {
+                tracing::warn!(error = %err, "key lookup failed; refusing the unknown key");
+                return None;
+            }
+        };
+        let user = self.user(key.user_id).await?;
+        Some(Principal { key_id: key.id, user })
+    }
+
+    /// A user by id: from memory, else from the store (a user added by the CLI while running).
+    pub async fn user(&self, id: Uuid) -> Option<Arc<User>> {
+        if let Some(user) = self.users.get(&id) {
+            return Some(Arc::clone(&user));
+        }
+        if self.unknown_users.contains_key(&id) {
+            return None;
+        }
+        match self.store.user_by_id(id).await {
+            Ok(Some(user)) => {
+                let user = Arc::new(user);
+                self.users.insert(id, Arc::clone(&user));
+                Some(user)
+            }
+            Ok(None) => {
+                self.unknown_users.insert(id, ());
+                None
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "user lookup failed");
+                None
+            }
+        }
+    }
+
+    /// Revokes a key of `user_id`. Effective for the very next request.
+    pub async fn revoke_key(&self, user_id: Uuid, key_id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let owned = self.store.list_api_keys(user_id).await?.iter().any(|k| k.id == key_id);
+        if !owned {
+            return Ok(false);
+        }
+        self.store.revoke_api_key(key_id, now).await?;
+        self.forget_key(key_id);
+        Ok(true)
+    }
+
+    /// Creates a key for a user; the plaintext is returned once and never stored.
+    pub async fn create_key(
+        &self,
+        user: &Arc<User>,
+        label: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKey, String), StoreError> {
+        let (key, plaintext) = create_api_key(self.store.as_ref(), user.id, label, now).await?;
+        self.keys.insert(key.hash, Principal { key_id: key.id, user: Arc::clone(user) });
+        Ok((key, plaintext))
+    }
+
+    pub async fn list_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
+        self.store.list_api_keys(user_id).await
+    }
+
+    fn forget_key(&self, key_id: Uuid) {
+        self.keys.retain(|_, p| p.key_id != key_id);
+    }
+
+    /// Picks up revocations made by other processes since `since`. Returns how many keys were dropped.
+    pub async fn sync_revocations(&self, since: DateTime<Utc>) -> Result<usize, StoreError> {
+        let revoked = self.store.keys_revoked_since(since).await?;
+        for key in &revoked {
+            self.keys.remove(&key.hash);
+        }
+        Ok(revoked.len())
+    }
+
+    /// Writes the recorded key uses to the store.
+    pub async fn flush_key_use(&self) -> Result<(), StoreError> {
+        let used: Vec<(Uuid, DateTime<Utc>)> = self.key_use.iter().map(|e| (*e.key(), *e.value())).collect();
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.store.touch_api_keys(&used).await?;
+        for (id, at) in used {
+            self.key_use.remove_if(&id, |_, latest| *latest == at);
+        }
+        Ok(())
+    }
+
+    /// Keeps the in-memory keys in step with the store: revocations by other processes and key
+    /// use. Runs until the task is dropped.
+    pub async fn run_sync(self: Arc<Self>, poll: Duration) {
+        let mut revocations = tokio::time::interval(poll);
+        // Key use is bookkeeping, not security: once a minute is plenty.
+        let mut key_use = tokio::time::interval(KEY_USE_FLUSH);
+        let mut since = Utc::now();
+        loop {
+            tokio::select! {
+                _ = revocations.tick() => {
+                    // Overlap the windows a little: two processes' clocks on one host can disagree slightly.
+                    let checked_at = Utc::now();
+                    match self.sync_revocations(since - chrono::Duration::seconds(2)).await {
+                        Ok(_) => since = checked_at,
+                        Err(err) => tracing::warn!(error = %err, "could not check for revoked keys"),
+                    }
+                }
+                _ = key_use.tick() => {
+                    if let Err(err) = self.flush_key_use().await {
+                        tracing::warn!(error = %err, "could not record key use");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// SHA-256 of a key, the only form stored.
+pub fn hash_key(key: &str) -> KeyHash {
+    KeyHash(Sha256::digest(key.as_bytes()).into())
+}
+
+/// A new random key: `evc_` and 40 alphanumerics.
+pub fn generate_key() -> String {
+    let random: String = rand::rng().sample_iter(Alphanumeric).take(KEY_RANDOM_CHARS).map(char::from).collect();
+    format!("{KEY_PREFIX}{random}")
+}
+
+/// Stores a new key for `user_id` and returns it with its plaintext (shown once).
+pub async fn create_api_key(
+    store: &dyn Store,
+    user_id: Uuid,
+    label: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(ApiKey, String), StoreError> {
+    let plaintext = generate_key();
+    let key = store
+        .create_api_key(&NewApiKey { id: Uuid::new_v4(), hash: hash_key(&plaintext), user_id, label, created_at: now })
+        .await?;
+    Ok((key, plaintext))
+}
+
+/// The fields of a new user; `tier: None` means a Pro trial.
+pub struct UserSpec {
+    pub id: Option<Uuid>,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Role,
+    pub tier: Option<Tier>,
+}
+
+/// Creates a user. Without a tier the user gets Pro on a 30-day trial.
+pub async fn create_user(store: &dyn Store, spec: UserSpec, now: DateTime<Utc>) -> Result<User, StoreError> {
+    let (tier, trial_ends_at) = match spec.tier {
+        Some(tier) => (tier, None),
+        None => (Tier::Pro, Some(now + chrono::Duration::days(TRIAL_DAYS))),
+    };
+    store
+        .create_user(&NewUser {
+            id: spec.id.unwrap_or_else(Uuid::new_v4),
+            email: spec.email.trim().to_owned(),
+            name: spec.name,
+            role: spec.role,
+            tier,
+            trial_ends_at,
+            created_at: now,
+        })
+        .await
+}
+
+/// The user with this email, or an error naming it.
+pub async fn user_by_email(store: &dyn Store, email: &str) -> Result<User, AccountError> {
+    store.user_by_email(email.trim()).await?.ok_or_else(|| AccountError::UnknownEmail(email.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_long_prefixed_and_distinct() {
+        let a = generate_key();
+        let b = generate_key();
+        assert!(a.starts_with("evc_") && a.len() == 44, "{a}");
+        assert_ne!(a, b);
+        assert_ne!(hash_key(&a), hash_key(&b));
+        assert_eq!(hash_key(&a), hash_key(&a));
+    }
+}

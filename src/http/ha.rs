@@ -1,0 +1,156 @@
+//! The read API the Home Assistant integration polls (contract/home-assistant.md). Answered from
+//! memory: the caller from the in-memory key map, the vehicle from its published snapshot.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_MODIFIED};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use evconduit_actors::snapshot::{ActorStatus, BoardEntry, Snapshot};
+use evconduit_actors::status::list_item;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+
+/// Where the data came from: webhook, refresh or restored.
+pub const DATA_SOURCE: HeaderName = HeaderName::from_static("x-data-source");
+/// Present when the vehicle's actor is not running normally (restarting, degraded).
+pub const ACTOR_STATUS: HeaderName = HeaderName::from_static("x-actor-status");
+
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/api/me", get(me))
+        .route("/api/user/vehicles", get(vehicles))
+        .route("/api/status/{vehicle_id}", get(status));
+    // Older clients use these prefixes for the same calls.
+    for prefix in ["/api/ha", "/api/v1/ha"] {
+        router = router
+            .route(&format!("{prefix}/me"), get(ha_me))
+            .route(&format!("{prefix}/vehicles"), get(vehicles))
+            .route(&format!("{prefix}/status/{{vehicle_id}}"), get(status));
+    }
+    router
+}
+
+async fn me(State(app): State<AppState>, Caller(caller): Caller) -> Json<Value> {
+    let user = &caller.user;
+    let now = app.clock.now();
+    let trial = user.trial_ends_at.filter(|ends| *ends > now);
+    Json(json!({
+        "id": user.id,
+        "user_id": user.id,
+        "email": user.email,
+        "name": user.name.as_deref().unwrap_or(&user.email),
+        "role": user.role,
+        "tier": user.effective_tier(now),
+        "is_trial": trial.is_some(),
+        "trial_ends_at": trial,
+        "sms_credits": 0,
+    }))
+}
+
+/// The older `/api/ha/me` shape.
+async fn ha_me(State(app): State<AppState>, Caller(caller): Caller) -> Json<Value> {
+    let user = &caller.user;
+    Json(json!({
+        "user_id": user.id,
+        "tier": user.effective_tier(app.clock.now()),
+        "name": user.name.as_deref().unwrap_or(&user.email),
+        "sms_credits": 0,
+    }))
+}
+
+/// The caller's vehicles: a JSON array, never a call to Enode.
+async fn vehicles(State(app): State<AppState>, Caller(caller): Caller) -> Json<Vec<Value>> {
+    let entries = app.fleet.board().for_user(caller.user.id);
+    Json(entries.iter().map(|e| list_item(&e.snapshot().state)).collect())
+}
+
+/// One vehicle's status, by Enode id or internal id. Another user's vehicle is 404, exactly like
+/// an unknown one, so ids cannot be probed.
+async fn status(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Path(vehicle_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let entry = owned_entry(&app, &caller.user.id, &vehicle_id)?;
+    let now = app.clock.now();
+    entry.mark_read(now);
+    let snapshot = entry.snapshot();
+    let not_modified =
+        headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|tags| etag_matches(tags, &snapshot.etag));
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Response::new(Body::from(snapshot.body.clone()))
+    };
+    freshness_headers(response.headers_mut(), &entry, &snapshot, now);
+    Ok(response)
+}
+
+/// The board entry of `vehicle_id` if it belongs to `user_id`.
+pub fn owned_entry(
+    app: &AppState,
+    user_id: &uuid::Uuid,
+    vehicle_id: &str,
+) -> Result<std::sync::Arc<BoardEntry>, ApiError> {
+    app.fleet
+        .board()
+        .get(vehicle_id)
+        .filter(|e| e.snapshot().state.user_id == *user_id)
+        .ok_or(ApiError::NotFound("vehicle not found"))
+}
+
+/// Headers that tell the truth about the data: what version it is, when the car was last seen,
+/// how long ago the service heard from Enode about it, and from which source.
+fn freshness_headers(
+    headers: &mut HeaderMap,
+    entry: &BoardEntry,
+    snapshot: &Snapshot,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let state = &snapshot.state;
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    if let Ok(etag) = HeaderValue::from_str(&snapshot.etag) {
+        headers.insert(ETAG, etag);
+    }
+    let modified = state.vehicle.last_seen.unwrap_or(state.received_at);
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::from(modified))) {
+        headers.insert(LAST_MODIFIED, value);
+    }
+    let age = (now - state.received_at).num_seconds().max(0);
+    headers.insert(axum::http::header::AGE, HeaderValue::from(age));
+    headers.insert(DATA_SOURCE, HeaderValue::from_static(state.source.as_str()));
+    let status = entry.status();
+    if status != ActorStatus::Running {
+        headers.insert(ACTOR_STATUS, HeaderValue::from_static(status.as_str()));
+    }
+}
+
+/// `If-None-Match` semantics: `*`, or any listed tag equal to ours (weak comparison, as RFC 9110
+/// asks for this header).
+fn etag_matches(header: &str, etag: &str) -> bool {
+    header.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::etag_matches;
+
+    #[test]
+    fn if_none_match_lists_and_weak_tags() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("\"x\", W/\"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+}

@@ -1,0 +1,45 @@
+//! The HTTP API, one module per audience: `ha` (what Home Assistant polls), `account` (the
+//! caller's keys), `webhooks` (Enode), `health` (orchestrators). Every response is JSON, errors
+//! included (`error::ApiError`).
+
+pub mod account;
+pub mod auth;
+pub mod error;
+pub mod ha;
+pub mod health;
+pub mod json;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use evconduit_actors::fleet::Fleet;
+use evconduit_actors::ports::Clock;
+
+use crate::accounts::Accounts;
+use crate::config::Config;
+use crate::ingest::WebhookIngest;
+use crate::store::Store;
+use error::ApiError;
+
+/// What every handler may use. Cheap to clone (handles only).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub accounts: Arc<Accounts>,
+    pub fleet: Fleet,
+    pub ingest: Arc<WebhookIngest>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(ha::router())
+        .merge(account::router())
+        .merge(webhooks::router())
+        .merge(health::router())
+        .fallback(|| async { ApiError::NotFound("no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}

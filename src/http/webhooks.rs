@@ -1,0 +1,84 @@
+//! `POST /api/webhook/enode`: Enode's deliveries.
+//!
+//! Order matters: size limit, then the signature over the raw bytes (before any parsing), then the
+//! shape of the body, then the delivery is recorded (idempotency by `x-enode-delivery`), then the
+//! events go to the actors and the answer goes back, in milliseconds: Enode waits only 5 s.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_LENGTH;
+use axum::routing::post;
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::enode::{events, signature};
+use crate::ingest::Rejection;
+use crate::store::{DeliveryOutcome, NewDelivery};
+
+const SIGNATURE: &str = "x-enode-signature";
+const DELIVERY: &str = "x-enode-delivery";
+/// Longest delivery id stored; Enode's are UUIDs.
+const MAX_DELIVERY_ID: usize = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/webhook/enode", post(receive))
+}
+
+#[derive(Serialize)]
+struct Ack {
+    accepted: usize,
+    duplicate: bool,
+}
+
+async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Ack>, ApiError> {
+    let limit = app.config.enode_webhook_max_body_bytes;
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+        if err.into_inner().is::<http_body_util::LengthLimitError>() {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::BadRequest("could not read the request body".into())
+        }
+    })?;
+
+    let signed = headers.get(SIGNATURE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let secrets = app.config.enode_webhook_secrets.iter().map(|s| s.expose().as_bytes());
+    if signed.is_empty() || !signature::verify(secrets, signed, &bytes) {
+        app.ingest.rejected(Rejection::Signature);
+        return Err(ApiError::Unauthorized("missing or invalid x-enode-signature"));
+    }
+
+    let delivery_id = headers
+        .get(DELIVERY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_DELIVERY_ID)
+        .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {DELIVERY} header")))?
+        .to_owned();
+    let events = events::parse_batch(&bytes).map_err(|err| {
+        app.ingest.rejected(Rejection::Body);
+        ApiError::BadRequest(format!("not a batch of Enode events: {err}"))
+    })?;
+
+    let now = app.clock.now();
+    let count = events.len();
+    let delivery =
+        NewDelivery { id: delivery_id, received_at: now, event_count: i32::try_from(count).unwrap_or(i32::MAX) };
+    match app.store.record_delivery(&delivery).await? {
+        DeliveryOutcome::Duplicate => {
+            app.ingest.duplicate();
+            Ok(Json(Ack { accepted: 0, duplicate: true }))
+        }
+        DeliveryOutcome::Recorded => {
+            app.ingest.apply(events, now).await;
+            Ok(Json(Ack { accepted: count, duplicate: false }))
+        }
+    }
+}
