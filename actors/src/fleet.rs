@@ -145,7 +145,9 @@ impl Fleet {
         let count = states.len();
         for mut state in states {
             state.source = DataSource::Restored;
-            let entry = self.inner.context.board.publish(Arc::new(Snapshot::render(Arc::new(state))));
+            let snapshot = Arc::new(Snapshot::render(Arc::new(state)));
+            self.inner.context.notify(None, &snapshot);
+            let entry = self.inner.context.board.publish(snapshot);
             let id = entry.snapshot().state.internal_id;
             let actor = spawn_vehicle(&self.inner.context, entry, self.inner.supervisor.get_cell()).await?;
             self.inner.registry.set_actor(id, actor);
@@ -394,6 +396,7 @@ impl SupervisorState {
         let snapshot = Arc::new(Snapshot::render(Arc::new(state)));
         self.context.write_behind.submit(VehicleWrite::Upsert(Arc::clone(&snapshot.state)));
         let id = snapshot.state.internal_id;
+        self.context.notify(None, &snapshot);
         let entry = self.context.board.publish(snapshot);
         self.registry.slots.insert(id, Slot::default());
         self.registry.counters.created.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::snapshot::Snapshot;
 use crate::state::VehicleState;
 
 /// A failure at a port. The actors only need to know whether trying again later can help.
@@ -64,4 +65,12 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+}
+
+/// Told about every new snapshot of every vehicle, from inside that vehicle's actor: calls for one
+/// vehicle never overlap and arrive in order, so a listener may keep per-vehicle state without
+/// locks of its own beyond a map. Must not block: queue work, do not perform it here.
+pub trait ChangeListener: Send + Sync + 'static {
+    /// `previous` is None when the vehicle was just created (or restored).
+    fn on_change(&self, previous: Option<&Arc<Snapshot>>, current: &Arc<Snapshot>);
 }

@@ -9,16 +9,30 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::model::Vehicle;
-use crate::ports::{Clock, VehicleWrite};
+use crate::ports::{ChangeListener, Clock, VehicleWrite};
 use crate::snapshot::{ActorStatus, BoardEntry, Snapshot, SnapshotBoard};
 use crate::state::{DataSource, VehicleState};
 use crate::write_behind::WriteBehind;
 
-/// What every vehicle actor shares: where to publish, where to persist, what time it is.
+/// What every vehicle actor shares: where to publish, where to persist, what time it is, and
+/// who wants to hear about changes (push, charging sessions).
 pub struct VehicleContext {
     pub board: Arc<SnapshotBoard>,
     pub write_behind: WriteBehind,
     pub clock: Arc<dyn Clock>,
+    pub listeners: Vec<Arc<dyn ChangeListener>>,
+}
+
+impl VehicleContext {
+    pub fn new(board: Arc<SnapshotBoard>, write_behind: WriteBehind, clock: Arc<dyn Clock>) -> Self {
+        Self { board, write_behind, clock, listeners: Vec::new() }
+    }
+
+    pub(crate) fn notify(&self, previous: Option<&Arc<Snapshot>>, current: &Arc<Snapshot>) {
+        for listener in &self.listeners {
+            listener.on_change(previous, current);
+        }
+    }
 }
 
 /// Which kind of news a vehicle observation is.
@@ -99,6 +113,7 @@ impl VehicleActorState {
         let next = Arc::new(self.current.next(Arc::new(next)));
         self.entry.swap(Arc::clone(&next));
         self.context.write_behind.submit(VehicleWrite::Upsert(Arc::clone(&next.state)));
+        self.context.notify(Some(&self.current), &next);
         self.current = next;
     }
 }
