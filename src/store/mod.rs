@@ -5,9 +5,13 @@
 //! Nothing on the read path touches the store: accounts are cached in memory and vehicle state
 //! lives in the actors. The store is for durability and for start-up.
 
+mod batch;
+mod errors;
 mod postgres;
 mod records;
+mod rows;
 mod sqlite;
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -32,6 +36,10 @@ pub enum StoreError {
     /// A row the code cannot read (bad enum value, bad JSON): a bug or a hand-edited database.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The write breaks a rule of the schema other than uniqueness (an API key for a user that
+    /// does not exist): a bug in the caller; trying again will not help.
+    #[error("rejected by the database: {0}")]
+    Invalid(String),
     /// The URL names no backend this build knows.
     #[error("unsupported database url (expected sqlite://... or postgres://...)")]
     UnsupportedUrl,
@@ -69,12 +77,17 @@ pub trait Store: Send + Sync + 'static {
 
     // Vehicles (the actors' state, written behind).
     async fn load_vehicles(&self) -> Result<Vec<VehicleState>, StoreError>;
-    /// All or nothing. Upserts key on the internal id; the Enode id stays unique.
+    /// All or nothing. Upserts key on the internal id; the Enode id stays unique (a clash fails
+    /// the whole batch with `Conflict`). Only the last write per vehicle in a batch counts. An
+    /// upsert for a user that no longer exists is skipped: the user is gone, so is the vehicle.
     async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), StoreError>;
 
     // Enode webhook deliveries.
     /// Records the delivery id; `Duplicate` when the id was recorded before.
     async fn record_delivery(&self, delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError>;
+    /// Forgets deliveries received before `before` (Enode stops retrying a delivery after a while,
+    /// so old ids only take space). Returns how many were removed.
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// Opens the store the URL names: `sqlite://path` (file created if missing, `sqlite::memory:` for

@@ -1,70 +1,394 @@
-//! Postgres implementation of the store. (Placeholder until the store lands.)
+//! The Postgres store: the production backend.
+//!
+//! Column types: see migrations/postgres/0001_schema.sql (uuid, timestamptz, jsonb, boolean).
+
+use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use evconduit_actors::ports::VehicleWrite;
 use evconduit_actors::state::VehicleState;
+use futures::TryStreamExt;
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::*;
+use super::errors::{from_migrate, from_sqlx};
+use super::rows;
+use super::{batch, *};
 
-pub struct PostgresStore;
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-impl PostgresStore {
-    pub async fn connect(_url: &str) -> Result<Self, StoreError> {
-        Err(StoreError::Unavailable("postgres store not implemented yet".into()))
-    }
+/// The store's work is bursty but small (write-behind batches, account changes); a handful of
+/// connections serves it without taking a large share of the server's `max_connections`.
+const MAX_CONNECTIONS: u32 = 10;
+/// A dead or unreachable database must surface as `Unavailable` quickly (for /readyz, for the
+/// write-behind to back off) instead of parking callers for sqlx's default 30 s.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Give idle connections back to the server after a quiet spell.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Recycle connections now and then so server-side memory and failovers do not pin old ones.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+macro_rules! user_columns {
+    () => {
+        "id, email, name, role, tier, trial_ends_at, created_at"
+    };
 }
 
-fn todo<T>() -> Result<T, StoreError> {
-    Err(StoreError::Unavailable("postgres store not implemented yet".into()))
+macro_rules! key_columns {
+    () => {
+        "id, key_hash, user_id, label, created_at, last_used_at, revoked_at"
+    };
+}
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        // The parse error may quote the URL, password included; say only that it is not usable.
+        let options = PgConnectOptions::from_str(url).map_err(|_| StoreError::UnsupportedUrl)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(IDLE_TIMEOUT)
+            .max_lifetime(MAX_LIFETIME)
+            // Eager: a wrong URL or a database that is down is reported at start, not at the
+            // first write.
+            .connect_with(options)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(Self { pool })
+    }
 }
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        todo()
+        // sqlx holds a Postgres advisory lock while migrating, so two processes starting at
+        // once apply each migration once; the second finds them applied.
+        MIGRATOR.run(&self.pool).await.map_err(from_migrate)
     }
+
     async fn ping(&self) -> Result<(), StoreError> {
-        todo()
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(from_sqlx)
     }
-    async fn create_user(&self, _user: &NewUser) -> Result<User, StoreError> {
-        todo()
+
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO users (id, email, name, role, tier, trial_ends_at, created_at) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+            user_columns!()
+        ))
+        .bind(user.id)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(user.role.as_str())
+        .bind(user.tier.as_str())
+        .bind(user.trial_ends_at)
+        .bind(user.created_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        user_from_row(&row)
     }
-    async fn user_by_id(&self, _id: Uuid) -> Result<Option<User>, StoreError> {
-        todo()
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
     }
-    async fn user_by_email(&self, _email: &str) -> Result<Option<User>, StoreError> {
-        todo()
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        // The same expression as the unique index users_email_key, so the index serves it.
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            r#" FROM users WHERE lower(email COLLATE "C") = lower($1 COLLATE "C")"#
+        ))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
     }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        todo()
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .iter()
+            .map(user_from_row)
+            .collect()
     }
-    async fn create_api_key(&self, _key: &NewApiKey) -> Result<ApiKey, StoreError> {
-        todo()
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO api_keys (id, key_hash, user_id, label, created_at) ",
+            "VALUES ($1, $2, $3, $4, $5) RETURNING ",
+            key_columns!()
+        ))
+        .bind(key.id)
+        .bind(key.hash.to_hex())
+        .bind(key.user_id)
+        .bind(&key.label)
+        .bind(key.created_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        key_from_row(&row)
     }
-    async fn api_key_by_hash(&self, _hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
-        todo()
+
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE key_hash = $1"))
+            .bind(hash.to_hex())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .as_ref()
+            .map(key_from_row)
+            .transpose()
     }
-    async fn list_api_keys(&self, _user_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
-        todo()
+
+    async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE user_id = $1 ORDER BY created_at, id"))
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .iter()
+            .map(key_from_row)
+            .collect()
     }
-    async fn revoke_api_key(&self, _id: Uuid, _at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
-        todo()
+
+    async fn revoke_api_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
+        // One statement, so two revocations racing still keep the first time.
+        sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING ",
+            key_columns!()
+        ))
+        .bind(at)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?
+        .as_ref()
+        .map(key_from_row)
+        .transpose()
     }
-    async fn keys_revoked_since(&self, _since: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError> {
-        todo()
+
+    async fn keys_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE revoked_at >= $1 ORDER BY revoked_at, id"))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .iter()
+            .map(key_from_row)
+            .collect()
     }
-    async fn touch_api_keys(&self, _used: &[(Uuid, DateTime<Utc>)]) -> Result<(), StoreError> {
-        todo()
+
+    async fn touch_api_keys(&self, used: &[(Uuid, DateTime<Utc>)]) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let (ids, times): (Vec<Uuid>, Vec<DateTime<Utc>>) = used.iter().copied().unzip();
+        // One statement for the batch. The same key may appear more than once: the GROUP BY
+        // keeps its latest use (UPDATE ... FROM would otherwise pick one row at random), and the
+        // WHERE keeps last_used_at from going backwards.
+        sqlx::query(
+            "UPDATE api_keys AS k SET last_used_at = u.at \
+             FROM (SELECT id, max(at) AS at FROM UNNEST($1::uuid[], $2::timestamptz[]) AS t(id, at) \
+                   GROUP BY id) AS u \
+             WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
+        )
+        .bind(ids)
+        .bind(times)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(from_sqlx)
     }
+
     async fn load_vehicles(&self) -> Result<Vec<VehicleState>, StoreError> {
-        todo()
+        let mut rows = sqlx::query("SELECT id, user_id, data, source, received_at, relink_required FROM vehicles")
+            .fetch(&self.pool);
+        let mut vehicles = Vec::new();
+        // Streamed: rows are decoded while the rest are still arriving.
+        while let Some(row) = rows.try_next().await.map_err(from_sqlx)? {
+            vehicles.push(vehicle_from_row(&row)?);
+        }
+        Ok(vehicles)
     }
-    async fn write_vehicles(&self, _batch: &[VehicleWrite]) -> Result<(), StoreError> {
-        todo()
+
+    async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), StoreError> {
+        let batch = batch::reduce(batch);
+        if batch.deletes.is_empty() && batch.upserts.is_empty() {
+            return Ok(());
+        }
+        let columns = UpsertColumns::new(&batch.upserts)?;
+        // The whole batch is two statements in one transaction: all or nothing, and a fixed
+        // number of round trips whatever the batch size (one per row would cap the write-behind
+        // at the network's latency).
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        if !batch.deletes.is_empty() {
+            sqlx::query("DELETE FROM vehicles WHERE id = ANY($1)")
+                .bind(&batch.deletes)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        if !batch.upserts.is_empty() {
+            // The batch arrives as one array per column and UNNEST turns them back into rows.
+            // `WHERE EXISTS`: a vehicle whose user was deleted meanwhile is skipped rather than
+            // failing the batch on the foreign key.
+            sqlx::query(
+                "INSERT INTO vehicles \
+                   (id, enode_id, user_id, data, last_seen, received_at, source, relink_required, updated_at) \
+                 SELECT w.id, w.enode_id, w.user_id, w.data::jsonb, w.last_seen, w.received_at, \
+                        w.source, w.relink_required, now() \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], \
+                             $6::timestamptz[], $7::text[], $8::bool[]) \
+                   AS w(id, enode_id, user_id, data, last_seen, received_at, source, relink_required) \
+                 WHERE EXISTS (SELECT 1 FROM users AS u WHERE u.id = w.user_id) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                   enode_id = EXCLUDED.enode_id, user_id = EXCLUDED.user_id, data = EXCLUDED.data, \
+                   last_seen = EXCLUDED.last_seen, received_at = EXCLUDED.received_at, \
+                   source = EXCLUDED.source, relink_required = EXCLUDED.relink_required, \
+                   updated_at = EXCLUDED.updated_at",
+            )
+            .bind(columns.ids)
+            .bind(columns.enode_ids)
+            .bind(columns.user_ids)
+            .bind(columns.data)
+            .bind(columns.last_seen)
+            .bind(columns.received_at)
+            .bind(columns.sources)
+            .bind(columns.relink_required)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        }
+        tx.commit().await.map_err(from_sqlx)
     }
-    async fn record_delivery(&self, _delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError> {
-        todo()
+
+    async fn record_delivery(&self, delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError> {
+        // Insert-or-nothing in one statement: two concurrent deliveries with the same id cannot
+        // both be told `Recorded`.
+        let result = sqlx::query(
+            "INSERT INTO webhook_deliveries (id, received_at, event_count) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&delivery.id)
+        .bind(delivery.received_at)
+        .bind(delivery.event_count)
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(if result.rows_affected() == 1 { DeliveryOutcome::Recorded } else { DeliveryOutcome::Duplicate })
     }
+
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(from_sqlx)
+    }
+}
+
+/// The upserts of a batch, one array per column, as the UNNEST upsert binds them.
+struct UpsertColumns {
+    ids: Vec<Uuid>,
+    enode_ids: Vec<String>,
+    user_ids: Vec<Uuid>,
+    data: Vec<String>,
+    last_seen: Vec<Option<DateTime<Utc>>>,
+    received_at: Vec<DateTime<Utc>>,
+    sources: Vec<&'static str>,
+    relink_required: Vec<bool>,
+}
+
+impl UpsertColumns {
+    fn new(states: &[&VehicleState]) -> Result<Self, StoreError> {
+        let n = states.len();
+        let mut columns = Self {
+            ids: Vec::with_capacity(n),
+            enode_ids: Vec::with_capacity(n),
+            user_ids: Vec::with_capacity(n),
+            data: Vec::with_capacity(n),
+            last_seen: Vec::with_capacity(n),
+            received_at: Vec::with_capacity(n),
+            sources: Vec::with_capacity(n),
+            relink_required: Vec::with_capacity(n),
+        };
+        for state in states {
+            columns.ids.push(state.internal_id);
+            columns.enode_ids.push(state.enode_id().to_owned());
+            columns.user_ids.push(state.user_id);
+            columns.data.push(rows::vehicle_json(&state.vehicle)?);
+            columns.last_seen.push(state.vehicle.last_seen);
+            columns.received_at.push(state.received_at);
+            columns.sources.push(state.source.as_str());
+            columns.relink_required.push(state.relink_required);
+        }
+        Ok(columns)
+    }
+}
+
+fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(column).map_err(from_sqlx)
+}
+
+fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: get(row, "id")?,
+        email: get(row, "email")?,
+        name: get(row, "name")?,
+        role: rows::role(get(row, "role")?)?,
+        tier: rows::tier(get(row, "tier")?)?,
+        trial_ends_at: get(row, "trial_ends_at")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn key_from_row(row: &PgRow) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: get(row, "id")?,
+        hash: rows::key_hash(get(row, "key_hash")?)?,
+        user_id: get(row, "user_id")?,
+        label: get(row, "label")?,
+        created_at: get(row, "created_at")?,
+        last_used_at: get(row, "last_used_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+fn vehicle_from_row(row: &PgRow) -> Result<VehicleState, StoreError> {
+    let internal_id = get(row, "id")?;
+    let named = rows::in_vehicle(internal_id);
+    Ok(VehicleState {
+        internal_id,
+        user_id: get(row, "user_id").map_err(&named)?,
+        vehicle: get::<Json<_>>(row, "data").map_err(&named)?.0,
+        source: rows::source(get(row, "source").map_err(&named)?).map_err(&named)?,
+        received_at: get(row, "received_at").map_err(&named)?,
+        relink_required: get(row, "relink_required").map_err(&named)?,
+    })
 }

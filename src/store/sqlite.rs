@@ -1,70 +1,381 @@
-//! Sqlite implementation of the store. (Placeholder until the store lands.)
+//! The SQLite store: the embedded default, so one command runs the whole service on a laptop.
+//!
+//! Column types: see migrations/sqlite/0001_schema.sql (uuids as hyphenated TEXT, timestamps as
+//! RFC 3339 TEXT, JSON as TEXT, booleans as INTEGER).
+
+use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use evconduit_actors::ports::VehicleWrite;
 use evconduit_actors::state::VehicleState;
+use futures::TryStreamExt;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::types::Json;
 use uuid::Uuid;
+use uuid::fmt::Hyphenated;
 
-use super::*;
+use super::errors::{from_migrate, from_sqlx};
+use super::rows::{self, db_time};
+use super::{batch, *};
 
-pub struct SqliteStore;
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-impl SqliteStore {
-    pub async fn connect(_url: &str) -> Result<Self, StoreError> {
-        Err(StoreError::Unavailable("sqlite store not implemented yet".into()))
-    }
+/// How long a connection waits for another one's write lock before giving up with "busy".
+/// SQLite has one writer at a time; write-behind batches are short, so a few seconds of waiting
+/// covers any honest contention, and a longer wait would only hide a stuck writer.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Readers run in parallel under WAL; more connections than cores buys nothing.
+const MAX_CONNECTIONS: u32 = 4;
+/// Longer than `BUSY_TIMEOUT`, so a pool wait fails only when the pool itself is stuck.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+macro_rules! user_columns {
+    () => {
+        "id, email, name, role, tier, trial_ends_at, created_at"
+    };
 }
 
-fn todo<T>() -> Result<T, StoreError> {
-    Err(StoreError::Unavailable("sqlite store not implemented yet".into()))
+macro_rules! key_columns {
+    () => {
+        "id, key_hash, user_id, label, created_at, last_used_at, revoked_at"
+    };
+}
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// `sqlite://path` (the file is created if missing) or `sqlite::memory:` (a private database
+    /// that lives as long as this store).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        // The parse error may quote the URL; say only that it is not one we understand.
+        let options = SqliteConnectOptions::from_str(url).map_err(|_| StoreError::UnsupportedUrl)?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+
+        let (options, pool_options) = if in_memory {
+            // An in-memory database exists only while a connection to it is open. One connection
+            // that never expires keeps it alive and lets migrations and queries see the same
+            // tables; WAL and `synchronous` mean nothing without a file.
+            let pool =
+                SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            (options, pool)
+        } else {
+            let options = options
+                .create_if_missing(true)
+                // WAL: readers do not block the writer nor it them, and a commit is one append.
+                .journal_mode(SqliteJournalMode::Wal)
+                // In WAL mode NORMAL is safe from corruption; a power cut can lose the last
+                // commits, which the write-behind re-sends anyway. FULL would fsync every commit.
+                .synchronous(SqliteSynchronous::Normal);
+            let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS);
+            (options, pool)
+        };
+        // sqlx turns foreign keys on by default; said here because ON DELETE CASCADE and the
+        // vehicles -> users reference depend on it.
+        let options = options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
+        let pool = pool_options.acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(from_sqlx)?;
+        Ok(Self { pool })
+    }
+
+    /// Begins a transaction that takes the write lock at once. A plain (deferred) transaction
+    /// takes it at its first write, and if another connection committed in between SQLite fails
+    /// at once with SQLITE_BUSY instead of waiting out the busy timeout.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)
+    }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        todo()
+        // sqlx takes no lock for SQLite migrations, so two processes could both find a migration
+        // missing and both apply it. Running them inside one IMMEDIATE transaction makes the
+        // second process wait for the first to commit, after which it finds nothing to do
+        // (sqlx nests each migration's own transaction as a savepoint).
+        // (`run_direct` is `run` minus the `Acquire` bound, which async_trait's Send futures
+        // cannot satisfy for a borrowed connection; sqlx keeps it public for this reason.)
+        let mut tx = self.begin_write().await?;
+        MIGRATOR.run_direct(None, &mut *tx, false).await.map_err(from_migrate)?;
+        tx.commit().await.map_err(from_sqlx)
     }
+
     async fn ping(&self) -> Result<(), StoreError> {
-        todo()
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(from_sqlx)
     }
-    async fn create_user(&self, _user: &NewUser) -> Result<User, StoreError> {
-        todo()
+
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO users (id, email, name, role, tier, trial_ends_at, created_at) ",
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING ",
+            user_columns!()
+        ))
+        .bind(user.id.hyphenated())
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(user.role.as_str())
+        .bind(user.tier.as_str())
+        .bind(user.trial_ends_at.map(db_time))
+        .bind(db_time(user.created_at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        user_from_row(&row)
     }
-    async fn user_by_id(&self, _id: Uuid) -> Result<Option<User>, StoreError> {
-        todo()
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1"))
+            .bind(id.hyphenated())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
     }
-    async fn user_by_email(&self, _email: &str) -> Result<Option<User>, StoreError> {
-        todo()
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        // The column is COLLATE NOCASE, so `=` compares case-insensitively and uses the index.
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE email = ?1"))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
     }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        todo()
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .iter()
+            .map(user_from_row)
+            .collect()
     }
-    async fn create_api_key(&self, _key: &NewApiKey) -> Result<ApiKey, StoreError> {
-        todo()
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO api_keys (id, key_hash, user_id, label, created_at) ",
+            "VALUES (?1, ?2, ?3, ?4, ?5) RETURNING ",
+            key_columns!()
+        ))
+        .bind(key.id.hyphenated())
+        .bind(key.hash.to_hex())
+        .bind(key.user_id.hyphenated())
+        .bind(&key.label)
+        .bind(db_time(key.created_at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        key_from_row(&row)
     }
-    async fn api_key_by_hash(&self, _hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
-        todo()
+
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE key_hash = ?1"))
+            .bind(hash.to_hex())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .as_ref()
+            .map(key_from_row)
+            .transpose()
     }
-    async fn list_api_keys(&self, _user_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
-        todo()
+
+    async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE user_id = ?1 ORDER BY created_at, id"))
+            .bind(user_id.hyphenated())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .iter()
+            .map(key_from_row)
+            .collect()
     }
-    async fn revoke_api_key(&self, _id: Uuid, _at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
-        todo()
+
+    async fn revoke_api_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
+        // One statement, so two revocations racing still keep the first time.
+        sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 RETURNING ",
+            key_columns!()
+        ))
+        .bind(db_time(at))
+        .bind(id.hyphenated())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?
+        .as_ref()
+        .map(key_from_row)
+        .transpose()
     }
-    async fn keys_revoked_since(&self, _since: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError> {
-        todo()
+
+    async fn keys_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE revoked_at >= ?1 ORDER BY revoked_at, id"))
+            .bind(db_time(since))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .iter()
+            .map(key_from_row)
+            .collect()
     }
-    async fn touch_api_keys(&self, _used: &[(Uuid, DateTime<Utc>)]) -> Result<(), StoreError> {
-        todo()
+
+    async fn touch_api_keys(&self, used: &[(Uuid, DateTime<Utc>)]) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for (id, at) in used {
+            // Only forwards: an older report (a slow batch, a duplicate) changes nothing.
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = ?1 \
+                 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+            )
+            .bind(db_time(*at))
+            .bind(id.hyphenated())
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        }
+        tx.commit().await.map_err(from_sqlx)
     }
+
     async fn load_vehicles(&self) -> Result<Vec<VehicleState>, StoreError> {
-        todo()
+        let mut rows = sqlx::query("SELECT id, user_id, data, source, received_at, relink_required FROM vehicles")
+            .fetch(&self.pool);
+        let mut vehicles = Vec::new();
+        // Streamed: each row is decoded while SQLite produces the next one.
+        while let Some(row) = rows.try_next().await.map_err(from_sqlx)? {
+            vehicles.push(vehicle_from_row(&row)?);
+        }
+        Ok(vehicles)
     }
-    async fn write_vehicles(&self, _batch: &[VehicleWrite]) -> Result<(), StoreError> {
-        todo()
+
+    async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), StoreError> {
+        let batch = batch::reduce(batch);
+        if batch.deletes.is_empty() && batch.upserts.is_empty() {
+            return Ok(());
+        }
+        let now = db_time(Utc::now());
+        // One transaction for the batch: all or nothing, and one commit (one WAL sync) instead
+        // of one per row. sqlx caches each statement per connection, so the loop below prepares
+        // the upsert once and only binds and steps it per vehicle.
+        let mut tx = self.begin_write().await?;
+        for id in &batch.deletes {
+            sqlx::query("DELETE FROM vehicles WHERE id = ?1")
+                .bind(id.hyphenated())
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        for state in &batch.upserts {
+            // `WHERE EXISTS`: a vehicle whose user was deleted meanwhile is skipped rather than
+            // failing the batch on the foreign key. (The WHERE also keeps SQLite's parser from
+            // reading ON CONFLICT as a join condition.)
+            sqlx::query(
+                "INSERT INTO vehicles \
+                   (id, enode_id, user_id, data, last_seen, received_at, source, relink_required, updated_at) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?3) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                   enode_id = excluded.enode_id, user_id = excluded.user_id, data = excluded.data, \
+                   last_seen = excluded.last_seen, received_at = excluded.received_at, \
+                   source = excluded.source, relink_required = excluded.relink_required, \
+                   updated_at = excluded.updated_at",
+            )
+            .bind(state.internal_id.hyphenated())
+            .bind(state.enode_id())
+            .bind(state.user_id.hyphenated())
+            .bind(rows::vehicle_json(&state.vehicle)?)
+            .bind(state.vehicle.last_seen.map(db_time))
+            .bind(db_time(state.received_at))
+            .bind(state.source.as_str())
+            .bind(state.relink_required)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        }
+        tx.commit().await.map_err(from_sqlx)
     }
-    async fn record_delivery(&self, _delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError> {
-        todo()
+
+    async fn record_delivery(&self, delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError> {
+        // Insert-or-nothing in one statement: two concurrent deliveries with the same id cannot
+        // both be told `Recorded`.
+        let result = sqlx::query(
+            "INSERT INTO webhook_deliveries (id, received_at, event_count) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&delivery.id)
+        .bind(db_time(delivery.received_at))
+        .bind(delivery.event_count)
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(if result.rows_affected() == 1 { DeliveryOutcome::Recorded } else { DeliveryOutcome::Duplicate })
     }
+
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?1")
+            .bind(db_time(before))
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(from_sqlx)
+    }
+}
+
+fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
+    row.try_get::<Hyphenated, _>(column).map(Hyphenated::into_uuid).map_err(from_sqlx)
+}
+
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(column).map_err(from_sqlx)
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: uuid(row, "id")?,
+        email: get(row, "email")?,
+        name: get(row, "name")?,
+        role: rows::role(get(row, "role")?)?,
+        tier: rows::tier(get(row, "tier")?)?,
+        trial_ends_at: get(row, "trial_ends_at")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: uuid(row, "id")?,
+        hash: rows::key_hash(get(row, "key_hash")?)?,
+        user_id: uuid(row, "user_id")?,
+        label: get(row, "label")?,
+        created_at: get(row, "created_at")?,
+        last_used_at: get(row, "last_used_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+fn vehicle_from_row(row: &SqliteRow) -> Result<VehicleState, StoreError> {
+    let internal_id = uuid(row, "id")?;
+    let named = rows::in_vehicle(internal_id);
+    Ok(VehicleState {
+        internal_id,
+        user_id: uuid(row, "user_id").map_err(&named)?,
+        vehicle: get::<Json<_>>(row, "data").map_err(&named)?.0,
+        source: rows::source(get(row, "source").map_err(&named)?).map_err(&named)?,
+        received_at: get(row, "received_at").map_err(&named)?,
+        relink_required: get(row, "relink_required").map_err(&named)?,
+    })
 }
