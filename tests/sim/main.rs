@@ -1,0 +1,11 @@
+//! The Enode simulator over real HTTP on real sockets (port 0). One test binary, one module per
+//! area (faster to link than one binary per file).
+
+mod actions;
+mod faults;
+mod helpers;
+
+mod stats;
+mod token;
+mod vehicles;
+mod world;
