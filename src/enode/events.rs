@@ -76,8 +76,10 @@ pub struct CredentialsInvalidated {
 #[serde(rename_all = "camelCase")]
 pub struct VendorActionUpdated {
     pub user: UserRef,
-    /// The ChargeAction, kept raw until the charging-command work types it.
-    pub vendor_action: Box<RawValue>,
+    /// The ChargeAction, kept untyped until the charging-command work types it. Not a
+    /// `RawValue`: inside an internally tagged enum serde buffers the fields, and a `RawValue`
+    /// cannot be read back from that buffer (every such event parsed as Malformed).
+    pub vendor_action: serde_json::Value,
     #[serde(default)]
     pub updated_fields: Vec<String>,
 }
@@ -165,6 +167,15 @@ mod tests {
         assert!(matches!(parse_batch(b"{\"event\":\"x\"}"), Err(BatchError::NotAnArray(_))));
         assert!(matches!(parse_batch(b"[1,2]"), Err(BatchError::NotAnEvent { index: 0 })));
         assert!(matches!(parse_batch(b"not json"), Err(BatchError::NotAnArray(_))));
+    }
+
+    #[test]
+    fn vendor_action_updated_parses() {
+        let body = br#"[{"event":"user:vendor-action:updated","createdAt":"2026-11-25T09:00:00Z","version":"2024-10-01","user":{"id":"u"},"vendorAction":{"id":"a1","state":"CONFIRMED"},"updatedFields":["state"]}]"#;
+        let parsed = parse_batch(body).unwrap();
+        assert!(
+            matches!(&parsed[0], Parsed::Event(e) if matches!(&**e, Event::VendorActionUpdated(v) if v.vendor_action["id"] == "a1"))
+        );
     }
 
     #[test]

@@ -4,8 +4,11 @@
 mod actions;
 mod faults;
 mod helpers;
+mod link;
+mod receiver;
 
 mod stats;
 mod token;
 mod vehicles;
+mod webhooks;
 mod world;

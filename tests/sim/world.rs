@@ -129,3 +129,22 @@ async fn deleting_a_user_or_a_vendor_removes_their_vehicles() {
     assert_eq!(api.get(&format!("/vehicles/{}", kia[1].id)).await.status(), 404);
     assert!(sim.users().is_empty());
 }
+
+#[tokio::test]
+async fn a_hundred_thousand_vehicles_start_serve_and_tick() {
+    let started = std::time::Instant::now();
+    let sim = start(SimConfig { vehicles: 100_000, ..frozen(0) }).await;
+    let built = started.elapsed();
+    assert_eq!(sim.vehicle_count(), 100_000);
+    let api = Api::new(&sim).await;
+    let page: Page<Vehicle> = api.get("/vehicles?pageSize=1000").await.json().await.unwrap();
+    assert_eq!(page.data.len(), 1000);
+    let after = page.pagination.after.unwrap();
+    let next: Page<Vehicle> = api.get(&format!("/vehicles?pageSize=1000&after={after}")).await.json().await.unwrap();
+    assert_eq!(next.data.len(), 1000);
+    let ticked = std::time::Instant::now();
+    sim.advance(Duration::from_secs(600));
+    eprintln!("100k: built in {built:?}, ten simulated minutes stepped in {:?}", ticked.elapsed());
+    let users = sim.users();
+    assert_eq!(users.iter().map(|u| u.vehicle_ids.len()).sum::<usize>(), 100_000);
+}
