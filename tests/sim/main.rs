@@ -2,6 +2,7 @@
 //! area (faster to link than one binary per file).
 
 mod actions;
+mod controls;
 mod faults;
 mod helpers;
 mod link;

@@ -8,7 +8,7 @@ use super::clock::{SimMillis, to_datetime};
 use super::dynamics;
 use super::outbox::Outbox;
 use super::problem::SimError;
-use super::vehicle::Activity;
+use super::vehicle::{Activity, SimVehicle};
 use super::world::World;
 use crate::enode::model::{ActionState, ChargeAction, ChargeKind, Extra, FailureReason};
 
@@ -130,34 +130,17 @@ impl World {
             return;
         };
         let (seq, kind) = (record.vehicle_seq, record.action.kind);
-        let outcome = self.change_vehicle(seq, at, out, |v| {
-            // A command wakes a sleeping car.
-            v.asleep = false;
-            match kind {
-                ChargeKind::Start => match v.activity {
-                    Activity::Charging => Ok(()),
-                    Activity::Stopped => {
-                        dynamics::start_charging(v, at);
-                        Ok(())
-                    }
-                    Activity::Complete => Err(("ALREADY_FULL", "the battery is at its limit")),
-                    Activity::Parked | Activity::Driving => Err(("NOT_PLUGGED_IN", "the vehicle was unplugged")),
-                },
-                ChargeKind::Stop => {
-                    if v.activity == Activity::Charging {
-                        dynamics::stop_charging(v, at);
-                    }
-                    Ok(())
-                }
-            }
-            .map_err(|(kind, detail)| failure(kind, detail))
-        });
+        // The outer error is a vehicle deleted meanwhile; the inner one the car's refusal.
+        let outcome = self
+            .change_vehicle(seq, at, out, |v| {
+                // A command wakes a sleeping car.
+                v.asleep = false;
+                Ok(carry_out(v, kind, at))
+            })
+            .unwrap_or_else(|_| Err(reason("VEHICLE_GONE", "the vehicle was removed")));
         let state = match outcome {
             Ok(()) => (ActionState::Confirmed, None),
-            Err(error) => (
-                ActionState::Failed,
-                Some(FailureReason { kind: error.problem.title, detail: error.problem.detail.unwrap_or_default() }),
-            ),
+            Err(why) => (ActionState::Failed, Some(why)),
         };
         self.finish(&id.to_string(), state.0, state.1, at, out);
     }
@@ -192,7 +175,27 @@ fn precondition(detail: &str) -> SimError {
     SimError::new(StatusCode::BAD_REQUEST, "precondition-failed", "Precondition Failed", detail)
 }
 
-/// A failed vehicle answer, carried as an error so `change_vehicle` reports nothing new.
-fn failure(kind: &str, detail: &str) -> SimError {
-    SimError::new(StatusCode::CONFLICT, "action-failed", kind, detail)
+/// What the car does when the action reaches it.
+fn carry_out(v: &mut SimVehicle, kind: ChargeKind, at: SimMillis) -> Result<(), FailureReason> {
+    match kind {
+        ChargeKind::Start => match v.activity {
+            Activity::Charging => Ok(()),
+            Activity::Stopped => {
+                dynamics::start_charging(v, at);
+                Ok(())
+            }
+            Activity::Complete => Err(reason("ALREADY_FULL", "the battery is at its charge limit")),
+            Activity::Parked | Activity::Driving => Err(reason("NOT_PLUGGED_IN", "the vehicle was unplugged")),
+        },
+        ChargeKind::Stop => {
+            if v.activity == Activity::Charging {
+                dynamics::stop_charging(v, at);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn reason(kind: &str, detail: &str) -> FailureReason {
+    FailureReason { kind: kind.to_owned(), detail: detail.to_owned() }
 }

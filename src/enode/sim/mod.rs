@@ -20,6 +20,15 @@
 //! - The link URL (`GET /link/{token}`) completes the link and redirects (302) to `redirectUri`;
 //!   `?redirect=false` answers the outcome as JSON instead.
 //! - `/_sim/...` controls take no token, suffer no fault and are not counted.
+//!
+//! Controls (`/_sim`, each mirrored by a [`SimHandle`] method):
+//! `GET /stats`, `POST /stats/reset`; `GET /faults`, `POST /faults` (a [`KnobsPatch`]: outage,
+//! errorRate, latencyMs, webhookDropRate, ratePerMinute); `GET /users`;
+//! `POST /users/{userId}/vehicles` (`{vendor?, count?}`, as if linked);
+//! `POST /users/{userId}/invalidate` (`{vendor?}`, fires `user:credentials:invalidated`);
+//! `POST /vehicles/{id}/{command}` (plug, unplug, charge, stop, drive, park, sleep, wake,
+//! smart-charging-on, smart-charging-off, report, set with `{batteryLevel?, chargeLimit?,
+//! maxCurrent?}`); `GET /clock`, `POST /clock/advance` (`{seconds}`); `POST /tokens/expire`.
 
 mod actions;
 mod bus;
