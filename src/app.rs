@@ -60,7 +60,8 @@ impl App {
             },
         );
         let write_behind_task = tokio::spawn(write_behind.clone().run());
-        let context = Arc::new(VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind.clone(), Arc::clone(&clock)));
+        let context =
+            Arc::new(VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind.clone(), Arc::clone(&clock)));
         let fleet = Fleet::start(context, FleetConfig::default()).await?;
         fleet.restore(state_store.as_ref()).await.context("restoring vehicles")?;
 

@@ -16,7 +16,8 @@ struct Harness {
 
 async fn harness_with(store: Arc<MemoryStore>, config: FleetConfig) -> Harness {
     let write_behind = WriteBehind::new(store.clone(), WriteBehindConfig::default());
-    let context = Arc::new(VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind.clone(), Arc::new(SystemClock)));
+    let context =
+        Arc::new(VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind.clone(), Arc::new(SystemClock)));
     let fleet = Fleet::start(context, config).await.unwrap();
     Harness { fleet, store, write_behind }
 }
