@@ -48,7 +48,7 @@ async fn wrong_credentials_or_grant_are_refused() {
 
 #[tokio::test]
 async fn missing_unknown_and_expired_bearers_get_401_problems() {
-    let sim = start(SimConfig { token_ttl: Duration::from_secs(1), ..frozen(1) }).await;
+    let sim = start(SimConfig { token_ttl: Duration::from_secs(2), ..frozen(1) }).await;
     let http = reqwest::Client::new();
     let none = http.get(format!("{}/vehicles", sim.base_url())).send().await.unwrap();
     assert_problem(none, 401).await;
@@ -57,7 +57,7 @@ async fn missing_unknown_and_expired_bearers_get_401_problems() {
 
     let api = Api::new(&sim).await;
     assert_eq!(api.get("/vehicles").await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_problem(api.get("/vehicles").await, 401).await;
     // A fresh token works again.
     let api = Api::new(&sim).await;
