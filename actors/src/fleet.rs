@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent};
 use uuid::Uuid;
 
-use crate::model::Vehicle;
-use crate::ports::{PortError, StateStore, VehicleWrite};
+use crate::model::{ChargeAction, ChargeKind, Vehicle};
+use crate::ports::{PortError, StateStore, UpstreamError, VehicleWrite};
 use crate::snapshot::{ActorStatus, BoardEntry, Snapshot, SnapshotBoard};
 use crate::state::{DataSource, VehicleState};
 use crate::vehicle::{ObservationKind, VehicleActor, VehicleArgs, VehicleContext, VehicleMsg};
@@ -32,6 +33,20 @@ impl Default for FleetConfig {
     fn default() -> Self {
         Self { restart_budget: 5, restart_window: Duration::from_secs(60) }
     }
+}
+
+/// Why a command to a vehicle did not get an answer from Enode.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("vehicle not found")]
+    NotFound,
+    /// The vehicle's actor is restarting or degraded; commands wait until it runs again.
+    #[error("vehicle is {}", .0.as_str())]
+    NotRunning(ActorStatus),
+    #[error("no answer from Enode in time")]
+    Timeout,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +204,30 @@ impl Fleet {
             }
         }
         count
+    }
+
+    /// Starts or stops charging through the vehicle's actor. Waits for Enode's answer (the action,
+    /// usually PENDING), at most `timeout`.
+    pub async fn charge(&self, id: &str, kind: ChargeKind, timeout: Duration) -> Result<ChargeAction, CommandError> {
+        let entry = self.inner.context.board.get(id).ok_or(CommandError::NotFound)?;
+        let internal_id = entry.snapshot().state.internal_id;
+        let actor = self.inner.registry.actor(internal_id).ok_or(CommandError::NotRunning(entry.status()))?;
+        match actor.call(|reply| VehicleMsg::Charge { kind, reply }, Some(timeout)).await {
+            Ok(CallResult::Success(result)) => result.map_err(CommandError::Upstream),
+            Ok(CallResult::Timeout) => Err(CommandError::Timeout),
+            Ok(CallResult::SenderError) | Err(_) => Err(CommandError::NotRunning(entry.status())),
+        }
+    }
+
+    /// An action changed state at Enode (`user:vendor-action:updated`). Routed to the vehicle it
+    /// targets if that vehicle belongs to `user_id`.
+    pub fn action_updated(&self, user_id: Uuid, action: ChargeAction) -> Routed {
+        let Some(entry) = self.inner.context.board.get(&action.target_id) else { return Routed::Queued };
+        let state = entry.snapshot().state.clone();
+        if state.user_id != user_id {
+            return Routed::WrongOwner;
+        }
+        self.send(state.internal_id, VehicleMsg::ActionUpdated(Box::new(action)))
     }
 
     /// Removes a vehicle (by either id): stops its actor, takes it off the board, deletes it from
@@ -392,6 +431,7 @@ impl SupervisorState {
             source,
             received_at: self.context.clock.now(),
             relink_required: false,
+            charge_action: None,
         };
         let snapshot = Arc::new(Snapshot::render(Arc::new(state)));
         self.context.write_behind.submit(VehicleWrite::Upsert(Arc::clone(&snapshot.state)));

@@ -189,3 +189,92 @@ async fn shutdown_stops_actors() {
     h.fleet.shutdown(Duration::from_secs(2)).await;
     assert_eq!(h.fleet.board().get("a").unwrap().status(), ActorStatus::Stopped);
 }
+
+mod charging {
+    use super::*;
+    use crate::model::{ActionState, ChargeKind};
+    use crate::ports::UpstreamError;
+    use crate::testing::MemoryUpstream;
+    use crate::vehicle::CommandConfig;
+
+    async fn harness(upstream: Arc<MemoryUpstream>) -> Fleet {
+        let store = Arc::new(MemoryStore::default());
+        let write_behind = WriteBehind::new(store, WriteBehindConfig::default());
+        let mut context = VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind, Arc::new(SystemClock));
+        context.upstream = upstream;
+        context.commands = CommandConfig { poll_after: Duration::from_millis(20), poll_attempts: 5 };
+        let fleet = Fleet::start(Arc::new(context), FleetConfig::default()).await.unwrap();
+        fleet.observe(Uuid::new_v4(), sample_vehicle("car"), DataSource::Webhook, ObservationKind::Updated);
+        eventually("created", || fleet.board().get("car").is_some()).await;
+        fleet
+    }
+
+    fn action_state(fleet: &Fleet) -> Option<ActionState> {
+        fleet.board().get("car")?.snapshot().state.charge_action.as_ref().map(|a| a.state)
+    }
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_command_shows_pending_then_follows_the_webhook_to_confirmed() {
+        let upstream = Arc::new(MemoryUpstream::default());
+        let fleet = harness(upstream.clone()).await;
+        let action = fleet.charge("car", ChargeKind::Start, WAIT).await.unwrap();
+        assert_eq!(action.state, ActionState::Pending);
+        eventually("pending in the snapshot", || action_state(&fleet) == Some(ActionState::Pending)).await;
+        let body: serde_json::Value =
+            serde_json::from_slice(&fleet.board().get("car").unwrap().snapshot().body).unwrap();
+        assert_eq!(body["pendingAction"]["id"], action.id.as_str());
+
+        let confirmed = upstream.resolve(&action.id, ActionState::Confirmed).unwrap();
+        let user = fleet.board().get("car").unwrap().snapshot().state.user_id;
+        fleet.action_updated(user, confirmed);
+        eventually("confirmed", || action_state(&fleet) == Some(ActionState::Confirmed)).await;
+        let body: serde_json::Value =
+            serde_json::from_slice(&fleet.board().get("car").unwrap().snapshot().body).unwrap();
+        assert_eq!(body["pendingAction"], serde_json::Value::Null);
+        assert_eq!(body["lastAction"]["state"], "CONFIRMED");
+    }
+
+    #[tokio::test]
+    async fn identical_commands_reuse_the_pending_action() {
+        let upstream = Arc::new(MemoryUpstream::default());
+        let fleet = harness(upstream.clone()).await;
+        let (a, b) =
+            tokio::join!(fleet.charge("car", ChargeKind::Start, WAIT), fleet.charge("car", ChargeKind::Start, WAIT));
+        let c = fleet.charge("car", ChargeKind::Start, WAIT).await.unwrap();
+        assert_eq!(a.unwrap().id, c.id);
+        assert_eq!(b.unwrap().id, c.id);
+        assert_eq!(upstream.charges(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_a_webhook_the_action_is_looked_up_a_bounded_number_of_times() {
+        let upstream = Arc::new(MemoryUpstream::default());
+        let fleet = harness(upstream.clone()).await;
+        let action = fleet.charge("car", ChargeKind::Stop, WAIT).await.unwrap();
+        upstream.resolve(&action.id, ActionState::Confirmed);
+        eventually("confirmed by looking", || action_state(&fleet) == Some(ActionState::Confirmed)).await;
+        let reads = upstream.action_reads();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(upstream.action_reads(), reads, "no more looks once final");
+
+        // An action that never resolves is looked at `poll_attempts` times, then left alone.
+        let second = fleet.charge("car", ChargeKind::Start, WAIT).await.unwrap();
+        assert_ne!(second.id, action.id);
+        tokio::time::sleep(Duration::from_millis(20 * (1 + 2 + 4 + 8 + 16) + 500)).await;
+        assert_eq!(upstream.action_reads(), reads + 5);
+    }
+
+    #[tokio::test]
+    async fn enode_refusals_come_back_typed() {
+        let upstream = Arc::new(MemoryUpstream::default());
+        let fleet = harness(upstream.clone()).await;
+        upstream.fail_with(Some(UpstreamError::Rejected { detail: "Vehicle is not plugged in".into() }));
+        match fleet.charge("car", ChargeKind::Start, WAIT).await {
+            Err(CommandError::Upstream(UpstreamError::Rejected { detail })) => assert!(detail.contains("plugged")),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        assert!(matches!(fleet.charge("nope", ChargeKind::Start, WAIT).await, Err(CommandError::NotFound)));
+    }
+}

@@ -5,8 +5,10 @@
 //! This crate knows no HTTP, SQL or Enode client: it reaches the world through `ports`.
 
 pub mod fleet;
+pub mod freshness;
 pub mod model;
 pub mod ports;
+pub mod refresh;
 pub mod snapshot;
 pub mod state;
 pub mod status;

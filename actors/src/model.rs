@@ -251,6 +251,65 @@ impl Vehicle {
     }
 }
 
+// Charging commands: the domain side of Enode's charge actions.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChargeKind {
+    Start,
+    Stop,
+}
+
+impl ChargeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChargeKind::Start => "START",
+            ChargeKind::Stop => "STOP",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ActionState {
+    Pending,
+    Confirmed,
+    Failed,
+    Cancelled,
+}
+
+impl ActionState {
+    /// Confirmed, failed and cancelled actions never change again.
+    pub fn is_final(self) -> bool {
+        !matches!(self, ActionState::Pending)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureReason {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub detail: String,
+}
+
+/// `POST /vehicles/{id}/charging` answers one; `GET /vehicles/actions/{id}` reads one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargeAction {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub state: ActionState,
+    pub target_id: String,
+    pub target_type: String,
+    pub kind: ChargeKind,
+    pub failure_reason: Option<FailureReason>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// Numbers as Enode writes them: `62` stays `62`, `87.5` stays `87.5`. Plain `f64` would turn every
 /// integer into `62.0`, which some HA templates compare as strings.
 pub mod number {

@@ -74,3 +74,72 @@ pub trait ChangeListener: Send + Sync + 'static {
     /// `previous` is None when the vehicle was just created (or restored).
     fn on_change(&self, previous: Option<&Arc<Snapshot>>, current: &Arc<Snapshot>);
 }
+
+/// Why a call to Enode failed, in the terms the actors act on.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum UpstreamError {
+    /// The vehicle or action does not exist at Enode.
+    #[error("not found at Enode")]
+    NotFound,
+    /// Enode refused the request as things stand (its 400: unplugged, already in that state).
+    #[error("{detail}")]
+    Rejected { detail: String },
+    /// Enode will not act while something else is in control (its 422: smart charging).
+    #[error("{detail}")]
+    Unprocessable { detail: String },
+    /// Enode is rate limiting or unavailable, or the circuit breaker is open.
+    #[error("{detail}")]
+    Unavailable { retry_after: Option<std::time::Duration>, detail: String },
+    /// Anything else (credentials, undecodable answers).
+    #[error("{detail}")]
+    Failed { detail: String },
+}
+
+/// Enode, as the actors need it. Every call passes the one global budget; these are the calls a
+/// person is waiting for (commands) or that keep data fresh (refreshes, at background priority).
+#[async_trait]
+pub trait Upstream: Send + Sync + 'static {
+    /// The vehicle as Enode has it now (a background refresh).
+    async fn fetch_vehicle(&self, enode_id: &str) -> Result<crate::model::Vehicle, UpstreamError>;
+    /// Starts or stops charging (a user command).
+    async fn charge(
+        &self,
+        enode_id: &str,
+        kind: crate::model::ChargeKind,
+    ) -> Result<crate::model::ChargeAction, UpstreamError>;
+    /// An action's current state (the fallback when its webhook does not come).
+    async fn charge_action(&self, action_id: &str) -> Result<crate::model::ChargeAction, UpstreamError>;
+}
+
+/// Who cares about a vehicle, for deciding what to refresh.
+pub trait Audience: Send + Sync + 'static {
+    /// The user's tier now (trials that ended count as Free).
+    fn tier(&self, user_id: Uuid) -> crate::tier::Tier;
+    /// Whether the vehicle has a push registration (pushing keeps HA from polling, so a pushed
+    /// vehicle is watched even if it is never read).
+    fn has_push_target(&self, internal_id: Uuid) -> bool;
+}
+
+/// The `Upstream` of a service with no Enode credentials configured: every call is unavailable.
+pub struct NoUpstream;
+
+#[async_trait]
+impl Upstream for NoUpstream {
+    async fn fetch_vehicle(&self, _enode_id: &str) -> Result<crate::model::Vehicle, UpstreamError> {
+        Err(not_configured())
+    }
+    async fn charge(
+        &self,
+        _enode_id: &str,
+        _kind: crate::model::ChargeKind,
+    ) -> Result<crate::model::ChargeAction, UpstreamError> {
+        Err(not_configured())
+    }
+    async fn charge_action(&self, _action_id: &str) -> Result<crate::model::ChargeAction, UpstreamError> {
+        Err(not_configured())
+    }
+}
+
+fn not_configured() -> UpstreamError {
+    UpstreamError::Unavailable { retry_after: None, detail: "Enode is not configured on this server".into() }
+}

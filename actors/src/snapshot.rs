@@ -218,6 +218,7 @@ mod tests {
             source: DataSource::Webhook,
             received_at: Utc::now(),
             relink_required: false,
+            charge_action: None,
         })))
     }
 

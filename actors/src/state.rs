@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::Vehicle;
+use crate::model::{ChargeAction, Vehicle};
 
 /// Where the current data came from. Told to readers so they can judge it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,10 +52,26 @@ pub struct VehicleState {
     /// Enode said the user's vendor credentials are invalid: the data is no longer live until the
     /// user relinks (a new discovered/updated event clears it).
     pub relink_required: bool,
+    /// The most recent charging command's action at Enode (pending or final). Lives in memory
+    /// only: after a restart the vehicle's own charge state tells what happened.
+    pub charge_action: Option<ChargeAction>,
 }
 
 impl VehicleState {
     pub fn enode_id(&self) -> &str {
         &self.vehicle.id
+    }
+}
+
+/// Whether `incoming` should replace `current` as the vehicle's latest action. The same action
+/// only moves forward in time and never leaves a final state; a different action replaces it
+/// when it was created later.
+pub fn newer_action(current: Option<&ChargeAction>, incoming: &ChargeAction) -> bool {
+    match current {
+        None => true,
+        Some(current) if current.id == incoming.id => {
+            !(current.state.is_final() && !incoming.state.is_final()) && incoming.updated_at >= current.updated_at
+        }
+        Some(current) => incoming.created_at >= current.created_at,
     }
 }

@@ -8,7 +8,7 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::model::{Location, Vehicle};
+use crate::model::{ActionState, Location, Vehicle};
 use crate::state::VehicleState;
 
 /// Extra keys a push adds to the body: the id the HA registration used, in the `id` field.
@@ -75,6 +75,10 @@ impl Serialize for StatusView<'_> {
         m.serialize_entry("enodeId", &v.id)?;
         m.serialize_entry("internalId", &state.internal_id)?;
         m.serialize_entry("relinkRequired", &state.relink_required)?;
+        // The latest charging command: `pendingAction` while Enode works on it, `lastAction` always.
+        let action = state.charge_action.as_ref();
+        m.serialize_entry("pendingAction", &action.filter(|a| a.state == ActionState::Pending))?;
+        m.serialize_entry("lastAction", &action)?;
 
         // Legacy flat keys.
         m.serialize_entry("batteryLevel", &Num(cs.battery_level))?;
@@ -135,6 +139,7 @@ mod tests {
             source: DataSource::Webhook,
             received_at: Utc::now(),
             relink_required: relink,
+            charge_action: None,
         }
     }
 

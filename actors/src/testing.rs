@@ -117,5 +117,126 @@ pub fn sample_state(enode_id: &str) -> VehicleState {
         source: DataSource::Webhook,
         received_at: Utc::now(),
         relink_required: false,
+        charge_action: None,
+    }
+}
+
+/// An in-memory Enode for the actors' own tests: holds vehicles and actions, counts calls, and
+/// can be told to fail. (The service's tests use the real simulator over HTTP.)
+#[derive(Default)]
+pub struct MemoryUpstream {
+    vehicles: Mutex<HashMap<String, Vehicle>>,
+    actions: Mutex<HashMap<String, crate::model::ChargeAction>>,
+    failure: Mutex<Option<crate::ports::UpstreamError>>,
+    fetches: Mutex<Vec<String>>,
+    charges: AtomicUsize,
+    action_reads: AtomicUsize,
+}
+
+impl MemoryUpstream {
+    pub fn put_vehicle(&self, vehicle: Vehicle) {
+        self.vehicles.lock().unwrap_or_else(|p| p.into_inner()).insert(vehicle.id.clone(), vehicle);
+    }
+
+    /// Every following call fails with `error` (None: calls succeed again).
+    pub fn fail_with(&self, error: Option<crate::ports::UpstreamError>) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
+    /// Enode ids fetched, in order.
+    pub fn fetched(&self) -> Vec<String> {
+        self.fetches.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn charges(&self) -> usize {
+        self.charges.load(Ordering::SeqCst)
+    }
+
+    pub fn action_reads(&self) -> usize {
+        self.action_reads.load(Ordering::SeqCst)
+    }
+
+    /// Moves an action to a final state, as Enode does when the car obeys.
+    pub fn resolve(&self, action_id: &str, state: crate::model::ActionState) -> Option<crate::model::ChargeAction> {
+        let mut actions = self.actions.lock().unwrap_or_else(|p| p.into_inner());
+        let action = actions.get_mut(action_id)?;
+        action.state = state;
+        action.updated_at = Utc::now();
+        action.completed_at = Some(action.updated_at);
+        Some(action.clone())
+    }
+
+    fn check(&self) -> Result<(), crate::ports::UpstreamError> {
+        match &*self.failure.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::Upstream for MemoryUpstream {
+    async fn fetch_vehicle(&self, enode_id: &str) -> Result<Vehicle, crate::ports::UpstreamError> {
+        self.fetches.lock().unwrap_or_else(|p| p.into_inner()).push(enode_id.to_owned());
+        self.check()?;
+        self.vehicles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(enode_id)
+            .cloned()
+            .ok_or(crate::ports::UpstreamError::NotFound)
+    }
+
+    async fn charge(
+        &self,
+        enode_id: &str,
+        kind: crate::model::ChargeKind,
+    ) -> Result<crate::model::ChargeAction, crate::ports::UpstreamError> {
+        self.charges.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        let now = Utc::now();
+        let action = crate::model::ChargeAction {
+            id: Uuid::new_v4().to_string(),
+            user_id: "user".into(),
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+            state: crate::model::ActionState::Pending,
+            target_id: enode_id.to_owned(),
+            target_type: "vehicle".into(),
+            kind,
+            failure_reason: None,
+            extra: Default::default(),
+        };
+        self.actions.lock().unwrap_or_else(|p| p.into_inner()).insert(action.id.clone(), action.clone());
+        Ok(action)
+    }
+
+    async fn charge_action(&self, action_id: &str) -> Result<crate::model::ChargeAction, crate::ports::UpstreamError> {
+        self.action_reads.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.actions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(action_id)
+            .cloned()
+            .ok_or(crate::ports::UpstreamError::NotFound)
+    }
+}
+
+/// An `Audience` with fixed tiers and push targets.
+#[derive(Default)]
+pub struct FixedAudience {
+    pub tiers: Mutex<HashMap<Uuid, crate::tier::Tier>>,
+    pub pushed: Mutex<std::collections::HashSet<Uuid>>,
+}
+
+impl crate::ports::Audience for FixedAudience {
+    fn tier(&self, user_id: Uuid) -> crate::tier::Tier {
+        self.tiers.lock().unwrap_or_else(|p| p.into_inner()).get(&user_id).copied().unwrap_or(crate::tier::Tier::Pro)
+    }
+
+    fn has_push_target(&self, internal_id: Uuid) -> bool {
+        self.pushed.lock().unwrap_or_else(|p| p.into_inner()).contains(&internal_id)
     }
 }

@@ -5,27 +5,53 @@
 //! leaves as a new snapshot on the board plus a write queued behind to the store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::model::Vehicle;
-use crate::ports::{ChangeListener, Clock, VehicleWrite};
+use crate::model::{ActionState, ChargeAction, ChargeKind, Vehicle};
+use crate::ports::{ChangeListener, Clock, NoUpstream, Upstream, UpstreamError, VehicleWrite};
 use crate::snapshot::{ActorStatus, BoardEntry, Snapshot, SnapshotBoard};
-use crate::state::{DataSource, VehicleState};
+use crate::state::{DataSource, VehicleState, newer_action};
 use crate::write_behind::WriteBehind;
 
-/// What every vehicle actor shares: where to publish, where to persist, what time it is, and
-/// who wants to hear about changes (push, charging sessions).
+/// How a charging command is followed when its webhook does not come.
+#[derive(Clone, Debug)]
+pub struct CommandConfig {
+    /// First look at a pending action; each later look waits twice as long.
+    pub poll_after: Duration,
+    /// Looks at most, then the action is left to its webhook.
+    pub poll_attempts: u32,
+}
+
+impl Default for CommandConfig {
+    fn default() -> Self {
+        Self { poll_after: Duration::from_secs(30), poll_attempts: 5 }
+    }
+}
+
+/// What every vehicle actor shares: where to publish, where to persist, what time it is, how to
+/// reach Enode, and who wants to hear about changes (push, charging sessions).
 pub struct VehicleContext {
     pub board: Arc<SnapshotBoard>,
     pub write_behind: WriteBehind,
     pub clock: Arc<dyn Clock>,
+    pub upstream: Arc<dyn Upstream>,
+    pub commands: CommandConfig,
     pub listeners: Vec<Arc<dyn ChangeListener>>,
 }
 
 impl VehicleContext {
+    /// A context with no Enode (commands answer "unavailable") and no listeners.
     pub fn new(board: Arc<SnapshotBoard>, write_behind: WriteBehind, clock: Arc<dyn Clock>) -> Self {
-        Self { board, write_behind, clock, listeners: Vec::new() }
+        Self {
+            board,
+            write_behind,
+            clock,
+            upstream: Arc::new(NoUpstream),
+            commands: CommandConfig::default(),
+            listeners: Vec::new(),
+        }
     }
 
     pub(crate) fn notify(&self, previous: Option<&Arc<Snapshot>>, current: &Arc<Snapshot>) {
@@ -44,12 +70,23 @@ pub enum ObservationKind {
     Updated,
 }
 
+/// The answer to a charging command.
+pub type ChargeReply = Result<ChargeAction, UpstreamError>;
+
 #[derive(Debug)]
 pub enum VehicleMsg {
     /// New data about the vehicle from Enode.
     Observe { vehicle: Box<Vehicle>, source: DataSource, kind: ObservationKind },
     /// Enode says the user's vendor credentials are invalid: the data is no longer live.
     CredentialsInvalidated,
+    /// A person asks to start or stop charging.
+    Charge { kind: ChargeKind, reply: RpcReplyPort<ChargeReply> },
+    /// Enode answered a charging call this actor made.
+    ChargeSent { kind: ChargeKind, result: ChargeReply },
+    /// An action changed state (its webhook, or a look this actor took).
+    ActionUpdated(Box<ChargeAction>),
+    /// Time to look at a pending action whose webhook has not come.
+    PollAction { action_id: String, attempt: u32 },
     /// Fault injection for tests and chaos drills: the actor panics while handling it.
     Crash { reason: String },
 }
@@ -67,6 +104,8 @@ pub struct VehicleActorState {
     context: Arc<VehicleContext>,
     entry: Arc<BoardEntry>,
     current: Arc<Snapshot>,
+    /// Charging calls on their way to Enode, by kind, with everyone waiting for each answer.
+    sending: Vec<(ChargeKind, Vec<RpcReplyPort<ChargeReply>>)>,
 }
 
 impl Actor for VehicleActor {
@@ -81,12 +120,12 @@ impl Actor for VehicleActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let current = args.entry.snapshot();
         args.entry.set_status(ActorStatus::Running);
-        Ok(VehicleActorState { context: args.context, entry: args.entry, current })
+        Ok(VehicleActorState { context: args.context, entry: args.entry, current, sending: Vec::new() })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<VehicleMsg>,
+        myself: ActorRef<VehicleMsg>,
         msg: VehicleMsg,
         state: &mut VehicleActorState,
     ) -> Result<(), ActorProcessingErr> {
@@ -99,6 +138,16 @@ impl Actor for VehicleActor {
                 Some(VehicleState { relink_required: true, ..(**current).clone() })
             }
             VehicleMsg::CredentialsInvalidated => None,
+            VehicleMsg::Charge { kind, reply } => {
+                state.charge(&myself, kind, reply);
+                None
+            }
+            VehicleMsg::ChargeSent { kind, result } => state.charge_sent(&myself, kind, result),
+            VehicleMsg::ActionUpdated(action) => with_action(current, *action),
+            VehicleMsg::PollAction { action_id, attempt } => {
+                state.poll_action(&myself, action_id, attempt);
+                None
+            }
             VehicleMsg::Crash { reason } => panic!("injected fault: {reason}"),
         };
         if let Some(next) = next {
@@ -116,6 +165,86 @@ impl VehicleActorState {
         self.context.notify(Some(&self.current), &next);
         self.current = next;
     }
+
+    /// A charging command. A pending action of the same kind is reused, and so is a call of the
+    /// same kind already on its way: pressing "start" twice starts charging once. The call runs
+    /// on its own task so this vehicle keeps taking webhooks while Enode answers.
+    fn charge(&mut self, myself: &ActorRef<VehicleMsg>, kind: ChargeKind, reply: RpcReplyPort<ChargeReply>) {
+        if let Some(action) = &self.current.state.charge_action
+            && action.kind == kind
+            && action.state == ActionState::Pending
+        {
+            let _ = reply.send(Ok(action.clone()));
+            return;
+        }
+        if let Some((_, waiting)) = self.sending.iter_mut().find(|(k, _)| *k == kind) {
+            waiting.push(reply);
+            return;
+        }
+        self.sending.push((kind, vec![reply]));
+        let upstream = Arc::clone(&self.context.upstream);
+        let enode_id = self.current.state.vehicle.id.clone();
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let result = upstream.charge(&enode_id, kind).await;
+            let _ = myself.cast(VehicleMsg::ChargeSent { kind, result });
+        });
+    }
+
+    fn charge_sent(
+        &mut self,
+        myself: &ActorRef<VehicleMsg>,
+        kind: ChargeKind,
+        result: ChargeReply,
+    ) -> Option<VehicleState> {
+        if let Some(at) = self.sending.iter().position(|(k, _)| *k == kind) {
+            let (_, waiting) = self.sending.swap_remove(at);
+            for reply in waiting {
+                let _ = reply.send(result.clone());
+            }
+        }
+        let action = result.ok()?;
+        if action.state == ActionState::Pending {
+            self.schedule_poll(myself, action.id.clone(), 0);
+        }
+        with_action(&self.current.state, action)
+    }
+
+    fn poll_action(&mut self, myself: &ActorRef<VehicleMsg>, action_id: String, attempt: u32) {
+        let still_pending = self
+            .current
+            .state
+            .charge_action
+            .as_ref()
+            .is_some_and(|a| a.id == action_id && a.state == ActionState::Pending);
+        if !still_pending {
+            return;
+        }
+        let upstream = Arc::clone(&self.context.upstream);
+        let me = myself.clone();
+        let id = action_id.clone();
+        tokio::spawn(async move {
+            if let Ok(action) = upstream.charge_action(&id).await {
+                let _ = me.cast(VehicleMsg::ActionUpdated(Box::new(action)));
+            }
+        });
+        self.schedule_poll(myself, action_id, attempt + 1);
+    }
+
+    fn schedule_poll(&self, myself: &ActorRef<VehicleMsg>, action_id: String, attempt: u32) {
+        let config = &self.context.commands;
+        if attempt >= config.poll_attempts {
+            return;
+        }
+        let delay = config.poll_after.saturating_mul(1 << attempt.min(10));
+        myself.send_after(delay, move || VehicleMsg::PollAction { action_id, attempt });
+    }
+}
+
+/// The state with `action` as the latest charging action, if it is newer than the one known.
+fn with_action(current: &VehicleState, action: ChargeAction) -> Option<VehicleState> {
+    newer_action(current.charge_action.as_ref(), &action)
+        .then(|| VehicleState { charge_action: Some(action), ..current.clone() })
 }
 
 /// Decides what an observation does to the current state: `None` when it changes nothing.
@@ -140,6 +269,8 @@ pub fn merge(
             tracing::debug!(vehicle = %incoming.id, "older vehicle state ignored");
             None
         }
+        // Built field by field: `..current.clone()` would copy the old vehicle only to drop it,
+        // on the path every webhook takes.
         ObservationKind::Updated => Some(VehicleState {
             internal_id: current.internal_id,
             user_id: current.user_id,
@@ -147,6 +278,7 @@ pub fn merge(
             source,
             received_at: now,
             relink_required: false,
+            charge_action: current.charge_action.clone(),
         }),
     }
 }

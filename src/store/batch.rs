@@ -54,6 +54,7 @@ mod tests {
             source: DataSource::Webhook,
             received_at: Utc::now(),
             relink_required: false,
+            charge_action: None,
         }))
     }
 

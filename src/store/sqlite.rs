@@ -377,5 +377,6 @@ fn vehicle_from_row(row: &SqliteRow) -> Result<VehicleState, StoreError> {
         source: rows::source(get(row, "source").map_err(&named)?).map_err(&named)?,
         received_at: get(row, "received_at").map_err(&named)?,
         relink_required: get(row, "relink_required").map_err(&named)?,
+        charge_action: None,
     })
 }
