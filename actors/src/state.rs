@@ -70,7 +70,7 @@ pub fn newer_action(current: Option<&ChargeAction>, incoming: &ChargeAction) -> 
     match current {
         None => true,
         Some(current) if current.id == incoming.id => {
-            !(current.state.is_final() && !incoming.state.is_final()) && incoming.updated_at >= current.updated_at
+            (!current.state.is_final() || incoming.state.is_final()) && incoming.updated_at >= current.updated_at
         }
         Some(current) => incoming.created_at >= current.created_at,
     }
