@@ -136,6 +136,7 @@ fn vehicle_state(user_id: Uuid, enode_id: &str) -> VehicleState {
         source: DataSource::Webhook,
         received_at: at("2026-03-01T12:34:56.789012Z"),
         relink_required: false,
+        charge_action: None,
     }
 }
 
