@@ -32,6 +32,45 @@ pub struct Config {
     pub enode_webhook_secrets: Vec<Secret>,
     /// Largest webhook body accepted, in bytes (Enode sends at most 100 events).
     pub enode_webhook_max_body_bytes: usize,
+    /// The Enode client id (the user name of the client-credentials grant).
+    pub enode_client_id: String,
+    /// The Enode client secret. Never logged; prefer `EVCONDUIT_ENODE_CLIENT_SECRET_FILE`.
+    pub enode_client_secret: Secret,
+    /// Base URL of the Enode API (production; the sandbox is `https://enode-api.sandbox.enode.io`).
+    pub enode_api_url: String,
+    /// Enode's OAuth token endpoint (sandbox: `https://oauth.sandbox.enode.io/oauth2/token`).
+    pub enode_token_url: String,
+    /// Requests per minute to Enode for the whole service, shared by every user. Token requests
+    /// and retries count too: this is what Enode sees.
+    pub enode_rate_per_minute: u32,
+    /// Requests that may go at once on top of the steady rate when the budget has been idle. In
+    /// any 60 s window Enode sees at most `enode_rate_per_minute + enode_burst` requests. Kept
+    /// small (5) so that a restart with a backlog of stale vehicles does not hit Enode in a spike.
+    pub enode_burst: u32,
+    /// Largest share (0 < x <= 1) of the rate that background refreshes may use; the rest is kept
+    /// for calls a person waits for (charging, linking), which always go first.
+    pub enode_background_share: f64,
+    /// Whole-request timeout for one Enode call, in milliseconds.
+    pub enode_request_timeout_ms: u64,
+    /// TCP/TLS connect timeout to Enode, in milliseconds.
+    pub enode_connect_timeout_ms: u64,
+    /// Retries after the first attempt when Enode answers 5xx, times out or cannot be reached
+    /// (idempotent calls only for 5xx and timeouts), or answers 429.
+    pub enode_retry_max: u32,
+    /// First retry backoff, in milliseconds; doubled per retry, with jitter.
+    pub enode_retry_base_ms: u64,
+    /// Longest retry backoff, in milliseconds.
+    pub enode_retry_max_backoff_ms: u64,
+    /// Pause after a 429 without `Retry-After`, in milliseconds; doubled per consecutive 429, with
+    /// jitter, up to `enode_retry_max_backoff_ms` times ten.
+    pub enode_rate_limited_backoff_ms: u64,
+    /// Longest a call waits for a 429 pause to end; a call that would wait longer fails at once
+    /// with "rate limited, retry after" instead of hanging.
+    pub enode_max_rate_limit_wait_ms: u64,
+    /// Consecutive failures (5xx, timeouts, unreachable) that open the circuit breaker.
+    pub enode_breaker_failures: u32,
+    /// How long the breaker stays open before it lets one probe call through, in milliseconds.
+    pub enode_breaker_open_ms: u64,
     /// How often vehicle state is written behind to the store, in milliseconds.
     pub write_behind_interval_ms: u64,
     /// Most vehicle writes in one store transaction.
@@ -51,6 +90,22 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             enode_webhook_secrets: Vec::new(),
             enode_webhook_max_body_bytes: 5 * 1024 * 1024,
+            enode_client_id: String::new(),
+            enode_client_secret: Secret::new(""),
+            enode_api_url: "https://enode-api.production.enode.io".to_owned(),
+            enode_token_url: "https://oauth.production.enode.io/oauth2/token".to_owned(),
+            enode_rate_per_minute: 60,
+            enode_burst: 5,
+            enode_background_share: 0.8,
+            enode_request_timeout_ms: 10_000,
+            enode_connect_timeout_ms: 3_000,
+            enode_retry_max: 3,
+            enode_retry_base_ms: 250,
+            enode_retry_max_backoff_ms: 8_000,
+            enode_rate_limited_backoff_ms: 1_000,
+            enode_max_rate_limit_wait_ms: 30_000,
+            enode_breaker_failures: 5,
+            enode_breaker_open_ms: 30_000,
             write_behind_interval_ms: 200,
             write_behind_batch: 500,
             key_revocation_poll_ms: 1000,
@@ -132,6 +187,31 @@ impl Config {
         }
         if self.enode_webhook_secrets.iter().any(|s| s.expose().is_empty()) {
             return Err(ConfigError::Invalid("enode_webhook_secrets has an empty entry".into()));
+        }
+        if self.enode_rate_per_minute == 0 || self.enode_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "enode_rate_per_minute and enode_burst must be at least 1".into(),
+            ));
+        }
+        if !(self.enode_background_share > 0.0 && self.enode_background_share <= 1.0) {
+            return Err(ConfigError::Invalid(
+                "enode_background_share must be above 0 and at most 1".into(),
+            ));
+        }
+        for (key, url) in [
+            ("enode_api_url", &self.enode_api_url),
+            ("enode_token_url", &self.enode_token_url),
+        ] {
+            if url::Url::parse(url).map_or(true, |u| !u.scheme().starts_with("http")) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be an http(s) URL"
+                )));
+            }
+        }
+        if self.enode_breaker_failures == 0 {
+            return Err(ConfigError::Invalid(
+                "enode_breaker_failures must be at least 1".into(),
+            ));
         }
         if self.write_behind_batch == 0 {
             return Err(ConfigError::Invalid("write_behind_batch must be at least 1".into()));

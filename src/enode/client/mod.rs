@@ -1,0 +1,69 @@
+//! The Enode client: the only code that calls Enode.
+//!
+//! Every call, from any user or any background task, goes through one `Client` (cheap to clone,
+//! all clones share one state) and so under one set of rules: one cached OAuth token, one global
+//! request budget with user calls first, one shared pause after a 429, retries with backoff for
+//! calls that may be repeated, one circuit breaker, and one set of counters.
+//!
+//! - `calls`: the typed calls (start here)
+//! - `exchange`: the rules around each request
+//! - `token`, `budget`, `breaker`, `retry`: one rule each
+//! - `stats`: the counters; `error`: the one error type; `config`: what the client is told
+
+mod breaker;
+mod budget;
+mod calls;
+mod config;
+mod endpoint;
+mod error;
+mod exchange;
+mod retry;
+mod stats;
+mod token;
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+pub use breaker::{BreakerSnapshot, BreakerState};
+pub use budget::Priority;
+pub use config::ClientConfig;
+pub use error::EnodeError;
+pub use stats::{ClientStats, Outcome, RequestCount, WaitStats};
+
+use exchange::Exchange;
+
+/// The Enode client. Clone it freely: clones share the token, budget, breaker and counters.
+#[derive(Clone)]
+pub struct Client {
+    exchange: Arc<Exchange>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("the Enode client must be built inside a tokio runtime")]
+    NoRuntime,
+    #[error("cannot build the Enode HTTP client: {0}")]
+    Http(String),
+}
+
+impl Client {
+    /// Builds the client and starts its budget dispatcher on the current tokio runtime.
+    pub fn new(config: ClientConfig) -> Result<Self, ClientBuildError> {
+        tokio::runtime::Handle::try_current().map_err(|_| ClientBuildError::NoRuntime)?;
+        let exchange = Exchange::new(config).map_err(|e| ClientBuildError::Http(e.to_string()))?;
+        Ok(Self {
+            exchange: Arc::new(exchange),
+        })
+    }
+
+    /// A copy of the counters: requests by endpoint and outcome, budget and 429 waits, retries,
+    /// token renewals and the breaker.
+    pub fn stats(&self) -> ClientStats {
+        self.exchange.stats.snapshot(self.breaker())
+    }
+
+    pub fn breaker(&self) -> BreakerSnapshot {
+        self.exchange.breaker.snapshot(Instant::now())
+    }
+}
