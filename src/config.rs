@@ -189,29 +189,18 @@ impl Config {
             return Err(ConfigError::Invalid("enode_webhook_secrets has an empty entry".into()));
         }
         if self.enode_rate_per_minute == 0 || self.enode_burst == 0 {
-            return Err(ConfigError::Invalid(
-                "enode_rate_per_minute and enode_burst must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("enode_rate_per_minute and enode_burst must be at least 1".into()));
         }
         if !(self.enode_background_share > 0.0 && self.enode_background_share <= 1.0) {
-            return Err(ConfigError::Invalid(
-                "enode_background_share must be above 0 and at most 1".into(),
-            ));
+            return Err(ConfigError::Invalid("enode_background_share must be above 0 and at most 1".into()));
         }
-        for (key, url) in [
-            ("enode_api_url", &self.enode_api_url),
-            ("enode_token_url", &self.enode_token_url),
-        ] {
+        for (key, url) in [("enode_api_url", &self.enode_api_url), ("enode_token_url", &self.enode_token_url)] {
             if url::Url::parse(url).map_or(true, |u| !u.scheme().starts_with("http")) {
-                return Err(ConfigError::Invalid(format!(
-                    "{key} must be an http(s) URL"
-                )));
+                return Err(ConfigError::Invalid(format!("{key} must be an http(s) URL")));
             }
         }
         if self.enode_breaker_failures == 0 {
-            return Err(ConfigError::Invalid(
-                "enode_breaker_failures must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("enode_breaker_failures must be at least 1".into()));
         }
         if self.write_behind_batch == 0 {
             return Err(ConfigError::Invalid("write_behind_batch must be at least 1".into()));
@@ -384,6 +373,30 @@ mod tests {
         assert_eq!(loaded.config.enode_webhook_secrets[0].expose(), "from-file");
         assert_eq!(loaded.warnings.len(), 1);
         assert!(loaded.warnings[0].contains("EVCONDUIT_LISTNE"));
+    }
+
+    #[test]
+    fn enode_client_keys_are_typed_and_checked() {
+        let loaded = Config::from_sources(
+            None,
+            env(&[
+                ("EVCONDUIT_ENODE_RATE_PER_MINUTE", "120"),
+                ("EVCONDUIT_ENODE_BACKGROUND_SHARE", "0.5"),
+                ("EVCONDUIT_ENODE_CLIENT_SECRET", "12345"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.enode_rate_per_minute, 120);
+        assert!((loaded.config.enode_background_share - 0.5).abs() < f64::EPSILON);
+        assert_eq!(loaded.config.enode_client_secret.expose(), "12345");
+        assert!(!format!("{:?}", loaded.config).contains("12345"));
+        for (var, value) in [
+            ("EVCONDUIT_ENODE_BACKGROUND_SHARE", "1.5"),
+            ("EVCONDUIT_ENODE_RATE_PER_MINUTE", "0"),
+            ("EVCONDUIT_ENODE_API_URL", "not a url"),
+        ] {
+            assert!(Config::from_sources(None, env(&[(var, value)])).is_err(), "{var}={value}");
+        }
     }
 
     #[test]

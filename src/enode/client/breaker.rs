@@ -38,11 +38,7 @@ pub(crate) struct Ticket<'a> {
 
 impl Breaker {
     pub fn new(threshold: u32, open_for: Duration) -> Self {
-        Self {
-            state: Mutex::new(State::Closed { failures: 0 }),
-            threshold: threshold.max(1),
-            open_for,
-        }
+        Self { state: Mutex::new(State::Closed { failures: 0 }), threshold: threshold.max(1), open_for }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -72,20 +68,14 @@ impl Breaker {
             }
             State::HalfOpen { probe_out: true } => return Err(PROBE_PENDING_RETRY),
         };
-        Ok(Ticket {
-            breaker: self,
-            probe,
-            resolved: false,
-        })
+        Ok(Ticket { breaker: self, probe, resolved: false })
     }
 
     pub fn snapshot(&self, now: Instant) -> BreakerSnapshot {
         match *self.lock() {
-            State::Closed { failures } => BreakerSnapshot {
-                state: BreakerState::Closed,
-                consecutive_failures: failures,
-                retry_after_ms: None,
-            },
+            State::Closed { failures } => {
+                BreakerSnapshot { state: BreakerState::Closed, consecutive_failures: failures, retry_after_ms: None }
+            }
             State::Open { until } => BreakerSnapshot {
                 state: BreakerState::Open,
                 consecutive_failures: self.threshold,
@@ -112,14 +102,10 @@ impl Ticket<'_> {
         self.resolved = true;
         let breaker = self.breaker;
         let mut state = breaker.lock();
-        let open = State::Open {
-            until: now + breaker.open_for,
-        };
+        let open = State::Open { until: now + breaker.open_for };
         *state = match *state {
             State::Closed { failures } if failures + 1 >= breaker.threshold => open,
-            State::Closed { failures } => State::Closed {
-                failures: failures + 1,
-            },
+            State::Closed { failures } => State::Closed { failures: failures + 1 },
             State::HalfOpen { .. } if self.probe => open,
             // A request let through before the breaker opened, failing late: already counted.
             other => other,

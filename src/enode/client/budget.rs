@@ -80,9 +80,7 @@ impl Budget {
     pub async fn acquire(&self, priority: Priority) -> Result<Duration, BudgetStopped> {
         let start = Instant::now();
         let (reply, granted) = oneshot::channel();
-        self.queue
-            .send(Waiter { priority, reply })
-            .map_err(|_| BudgetStopped)?;
+        self.queue.send(Waiter { priority, reply }).map_err(|_| BudgetStopped)?;
         granted.await.map_err(|_| BudgetStopped)?;
         Ok(start.elapsed())
     }
@@ -138,15 +136,9 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<s
 /// `per_window` cells per `window` (fractional for a share), at most `burst` at once.
 fn limiter(per_window: f64, window: Duration, burst: u32) -> Limiter {
     const SHORTEST_PERIOD: Duration = Duration::from_micros(1);
-    let period = if per_window > 0.0 {
-        window.div_f64(per_window).max(SHORTEST_PERIOD)
-    } else {
-        window
-    };
+    let period = if per_window > 0.0 { window.div_f64(per_window).max(SHORTEST_PERIOD) } else { window };
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-    let quota = Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(burst);
+    let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(burst);
     RateLimiter::direct_with_clock(quota, TokioClock)
 }
 
@@ -252,24 +244,13 @@ mod tests {
     const MINUTE: Duration = Duration::from_secs(60);
 
     fn budget(rate: u32, burst: u32) -> Budget {
-        Budget::start(BudgetConfig {
-            rate,
-            window: MINUTE,
-            burst,
-            background_share: 0.8,
-        })
+        Budget::start(BudgetConfig { rate, window: MINUTE, burst, background_share: 0.8 })
     }
 
     type Grants = Arc<Mutex<Vec<(Priority, Duration)>>>;
 
     /// Spawns `n` callers of `priority` that record when (since `t0`) they got their permit.
-    fn spawn_callers(
-        budget: &Arc<Budget>,
-        grants: &Grants,
-        priority: Priority,
-        n: usize,
-        t0: Instant,
-    ) {
+    fn spawn_callers(budget: &Arc<Budget>, grants: &Grants, priority: Priority, n: usize, t0: Instant) {
         for _ in 0..n {
             let budget = Arc::clone(budget);
             let grants = Arc::clone(grants);
@@ -296,15 +277,7 @@ mod tests {
 
     /// The most grants in any window of length `window`.
     fn busiest_window(times: &[Duration], window: Duration) -> usize {
-        (0..times.len())
-            .map(|i| {
-                times[i..]
-                    .iter()
-                    .take_while(|t| **t < times[i] + window)
-                    .count()
-            })
-            .max()
-            .unwrap_or(0)
+        (0..times.len()).map(|i| times[i..].iter().take_while(|t| **t < times[i] + window).count()).max().unwrap_or(0)
     }
 
     #[tokio::test(start_paused = true)]
@@ -316,18 +289,11 @@ mod tests {
         spawn_callers(&budget, &grants, Priority::User, 100, t0);
         let all = wait_for(&grants, 250).await;
         let times: Vec<Duration> = all.iter().map(|(_, t)| *t).collect();
-        assert!(
-            busiest_window(&times, MINUTE) <= 65,
-            "{}",
-            busiest_window(&times, MINUTE)
-        );
+        assert!(busiest_window(&times, MINUTE) <= 65, "{}", busiest_window(&times, MINUTE));
         // The limiter paces rather than refuses: at least (250 - burst) seconds at one a second,
         // and not much more although background only ever uses 80% of it.
         let last = times[times.len() - 1];
-        assert!(
-            last >= Duration::from_secs(244) && last <= Duration::from_secs(300),
-            "{last:?}"
-        );
+        assert!(last >= Duration::from_secs(244) && last <= Duration::from_secs(300), "{last:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -346,21 +312,11 @@ mod tests {
                 break all;
             }
         };
-        let last_user = all
-            .iter()
-            .filter(|(p, _)| *p == Priority::User)
-            .map(|(_, t)| *t)
-            .max()
-            .unwrap();
+        let last_user = all.iter().filter(|(p, _)| *p == Priority::User).map(|(_, t)| *t).max().unwrap();
         // At the full rate of one a second: 20 users in about 20 s, not behind 1000 refreshes.
-        assert!(
-            last_user <= users_arrive + Duration::from_secs(22),
-            "{last_user:?}"
-        );
-        let background_meanwhile = all
-            .iter()
-            .filter(|(p, t)| *p == Priority::Background && *t > users_arrive && *t <= last_user)
-            .count();
+        assert!(last_user <= users_arrive + Duration::from_secs(22), "{last_user:?}");
+        let background_meanwhile =
+            all.iter().filter(|(p, t)| *p == Priority::Background && *t > users_arrive && *t <= last_user).count();
         assert!(background_meanwhile <= 1, "{background_meanwhile}");
     }
 
@@ -373,16 +329,8 @@ mod tests {
         let all = wait_for(&grants, 200).await;
         let times: Vec<Duration> = all.iter().map(|(_, t)| *t).collect();
         // 80% of 60/min is 48/min, plus a background burst of 4.
-        assert!(
-            busiest_window(&times, MINUTE) <= 52,
-            "{}",
-            busiest_window(&times, MINUTE)
-        );
-        assert!(
-            busiest_window(&times, MINUTE) >= 47,
-            "{}",
-            busiest_window(&times, MINUTE)
-        );
+        assert!(busiest_window(&times, MINUTE) <= 52, "{}", busiest_window(&times, MINUTE));
+        assert!(busiest_window(&times, MINUTE) >= 47, "{}", busiest_window(&times, MINUTE));
     }
 
     #[tokio::test(start_paused = true)]
@@ -393,10 +341,7 @@ mod tests {
         // A shorter pause never shortens the one in force.
         budget.pause_until(t0 + Duration::from_secs(1));
         assert_eq!(budget.paused_for(t0), Some(Duration::from_secs(2)));
-        budget
-            .acquire(Priority::User)
-            .await
-            .expect("budget running");
+        budget.acquire(Priority::User).await.expect("budget running");
         assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
         assert_eq!(budget.paused_for(Instant::now()), None);
     }
@@ -404,26 +349,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn callers_that_give_up_use_no_permit() {
         let budget = budget(60, 1);
-        budget
-            .acquire(Priority::User)
-            .await
-            .expect("budget running");
+        budget.acquire(Priority::User).await.expect("budget running");
         let t0 = Instant::now();
         for _ in 0..8 {
-            let gave_up =
-                tokio::time::timeout(Duration::from_millis(100), budget.acquire(Priority::User))
-                    .await;
+            let gave_up = tokio::time::timeout(Duration::from_millis(100), budget.acquire(Priority::User)).await;
             assert!(gave_up.is_err());
         }
-        budget
-            .acquire(Priority::User)
-            .await
-            .expect("budget running");
+        budget.acquire(Priority::User).await.expect("budget running");
         // The next permit after the first is due at 1 s; eight abandoned waits did not push it out.
-        assert!(
-            t0.elapsed() <= Duration::from_millis(1500),
-            "{:?}",
-            t0.elapsed()
-        );
+        assert!(t0.elapsed() <= Duration::from_millis(1500), "{:?}", t0.elapsed());
     }
 }

@@ -14,32 +14,23 @@ use super::endpoint::{self, Endpoint};
 use super::error::EnodeError;
 use super::exchange::{Auth, Body, Call};
 use crate::enode::model::{
-    ChargeAction, ChargeKind, ChargeRequest, LinkRequest, LinkSession, Page, Vehicle,
-    WebhookRequest, WebhookSubscription, WebhookTestResult,
+    ChargeAction, ChargeKind, ChargeRequest, LinkRequest, LinkSession, Page, Vehicle, WebhookRequest,
+    WebhookSubscription, WebhookTestResult,
 };
 
 /// Enode's largest page: fewer round trips, so fewer requests against the budget.
 const PAGE_SIZE: &str = "50";
 
 impl Client {
-    /// `GET /vehicles/{vehicleId}`.
-    pub async fn get_vehicle(
-        &self,
-        vehicle_id: &str,
-        priority: Priority,
-    ) -> Result<Vehicle, EnodeError> {
+    /// `GET /vehicles/{id}`.
+    pub async fn get_vehicle(&self, vehicle_id: &str, priority: Priority) -> Result<Vehicle, EnodeError> {
         let call = self.call(endpoint::GET_VEHICLE, &[vehicle_id], priority)?;
         self.json(call).await
     }
 
     /// Every vehicle of one user: `GET /users/{userId}/vehicles`, all pages.
-    pub async fn list_user_vehicles(
-        &self,
-        user_id: &str,
-        priority: Priority,
-    ) -> Result<Vec<Vehicle>, EnodeError> {
-        self.all_pages(endpoint::LIST_USER_VEHICLES, &[user_id], priority)
-            .await
+    pub async fn list_user_vehicles(&self, user_id: &str, priority: Priority) -> Result<Vec<Vehicle>, EnodeError> {
+        self.all_pages(endpoint::LIST_USER_VEHICLES, &[user_id], priority).await
     }
 
     /// Every vehicle of the client: `GET /vehicles`, all pages.
@@ -48,45 +39,32 @@ impl Client {
     }
 
     /// `POST /users/{userId}/link`: a link session (creates the user at Enode on first use).
-    pub async fn create_link_session(
-        &self,
-        user_id: &str,
-        request: &LinkRequest,
-    ) -> Result<LinkSession, EnodeError> {
+    pub async fn create_link_session(&self, user_id: &str, request: &LinkRequest) -> Result<LinkSession, EnodeError> {
         let call = self.call(endpoint::CREATE_LINK, &[user_id], Priority::User)?;
         self.json(with_json(call, request)?).await
     }
 
-    /// `POST /vehicles/{vehicleId}/charging` with START or STOP. Never repeated after a 5xx or a
+    /// `POST /vehicles/{id}/charging` with START or STOP. Never repeated after a 5xx or a
     /// timeout: the caller learns the outcome from the action or the next webhook.
-    pub async fn charge(
-        &self,
-        vehicle_id: &str,
-        kind: ChargeKind,
-    ) -> Result<ChargeAction, EnodeError> {
+    pub async fn charge(&self, vehicle_id: &str, kind: ChargeKind) -> Result<ChargeAction, EnodeError> {
         let call = self.call(endpoint::CHARGE, &[vehicle_id], Priority::User)?;
-        self.json(with_json(call, &ChargeRequest { action: kind })?)
-            .await
+        self.json(with_json(call, &ChargeRequest { action: kind })?).await
     }
 
-    /// `GET /vehicles/actions/{actionId}`.
+    /// `GET /vehicles/actions/{id}`.
     pub async fn get_action(&self, action_id: &str) -> Result<ChargeAction, EnodeError> {
         let call = self.call(endpoint::GET_ACTION, &[action_id], Priority::User)?;
         self.json(call).await
     }
 
-    /// `POST /vehicles/actions/{actionId}/cancel`; 409 (`Conflict`) if it already resolved.
+    /// `POST /vehicles/actions/{id}/cancel`; 409 (`Conflict`) if it already resolved.
     pub async fn cancel_action(&self, action_id: &str) -> Result<ChargeAction, EnodeError> {
         let call = self.call(endpoint::CANCEL_ACTION, &[action_id], Priority::User)?;
         self.json(call).await
     }
 
-    /// `POST /vehicles/{vehicleId}/refresh-hint`: asks Enode to refresh the vehicle soon.
-    pub async fn refresh_hint(
-        &self,
-        vehicle_id: &str,
-        priority: Priority,
-    ) -> Result<(), EnodeError> {
+    /// `POST /vehicles/{id}/refresh-hint`: asks Enode to refresh the vehicle soon.
+    pub async fn refresh_hint(&self, vehicle_id: &str, priority: Priority) -> Result<(), EnodeError> {
         let call = self.call(endpoint::REFRESH_HINT, &[vehicle_id], priority)?;
         self.no_content(call).await
     }
@@ -104,27 +82,23 @@ impl Client {
     }
 
     /// `POST /webhooks`.
-    pub async fn create_webhook(
-        &self,
-        request: &WebhookRequest,
-    ) -> Result<WebhookSubscription, EnodeError> {
+    pub async fn create_webhook(&self, request: &WebhookRequest) -> Result<WebhookSubscription, EnodeError> {
         let call = self.call(endpoint::CREATE_WEBHOOK, &[], Priority::User)?;
         self.json(with_json(call, request)?).await
     }
 
     /// `GET /webhooks`, all pages.
     pub async fn list_webhooks(&self) -> Result<Vec<WebhookSubscription>, EnodeError> {
-        self.all_pages(endpoint::LIST_WEBHOOKS, &[], Priority::User)
-            .await
+        self.all_pages(endpoint::LIST_WEBHOOKS, &[], Priority::User).await
     }
 
-    /// `GET /webhooks/{webhookId}`.
+    /// `GET /webhooks/{id}`.
     pub async fn get_webhook(&self, webhook_id: &str) -> Result<WebhookSubscription, EnodeError> {
         let call = self.call(endpoint::GET_WEBHOOK, &[webhook_id], Priority::User)?;
         self.json(call).await
     }
 
-    /// `PATCH /webhooks/{webhookId}` with the fields to change.
+    /// `PATCH /webhooks/{id}` with the fields to change.
     pub async fn update_webhook(
         &self,
         webhook_id: &str,
@@ -134,24 +108,19 @@ impl Client {
         self.json(with_json(call, request)?).await
     }
 
-    /// `DELETE /webhooks/{webhookId}`.
+    /// `DELETE /webhooks/{id}`.
     pub async fn delete_webhook(&self, webhook_id: &str) -> Result<(), EnodeError> {
         let call = self.call(endpoint::DELETE_WEBHOOK, &[webhook_id], Priority::User)?;
         self.no_content(call).await
     }
 
-    /// `POST /webhooks/{webhookId}/test`: Enode sends a test event; success reactivates it.
+    /// `POST /webhooks/{id}/test`: Enode sends a test event; success reactivates it.
     pub async fn test_webhook(&self, webhook_id: &str) -> Result<WebhookTestResult, EnodeError> {
         let call = self.call(endpoint::TEST_WEBHOOK, &[webhook_id], Priority::User)?;
         self.json(call).await
     }
 
-    fn call(
-        &self,
-        endpoint: Endpoint,
-        args: &[&str],
-        priority: Priority,
-    ) -> Result<Call, EnodeError> {
+    fn call(&self, endpoint: Endpoint, args: &[&str], priority: Priority) -> Result<Call, EnodeError> {
         Ok(Call {
             url: endpoint.url(self.exchange.api_url(), args)?,
             endpoint,
@@ -193,10 +162,7 @@ impl Client {
             match page.pagination.after {
                 Some(next) if !next.is_empty() && !empty => {
                     if !seen.insert(next.clone()) {
-                        return Err(EnodeError::Decode(format!(
-                            "{}: pagination cursor repeats",
-                            endpoint.route
-                        )));
+                        return Err(EnodeError::Decode(format!("{}: pagination cursor repeats", endpoint.route)));
                     }
                     after = Some(next);
                 }

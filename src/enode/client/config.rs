@@ -34,9 +34,7 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let url = |key: &str, value: &str| {
-            Url::parse(value).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))
-        };
+        let url = |key: &str, value: &str| Url::parse(value).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")));
         Ok(Self {
             client_id: config.enode_client_id.clone(),
             client_secret: config.enode_client_secret.clone(),
@@ -65,15 +63,9 @@ mod tests {
 
     #[test]
     fn defaults_are_production_and_the_secret_stays_hidden() {
-        let config = Config {
-            enode_client_secret: Secret::new("s3cr3t-value"),
-            ..Config::default()
-        };
+        let config = Config { enode_client_secret: Secret::new("s3cr3t-value"), ..Config::default() };
         let client = ClientConfig::from_config(&config).unwrap();
-        assert_eq!(
-            client.api_url.host_str(),
-            Some("enode-api.production.enode.io")
-        );
+        assert_eq!(client.api_url.host_str(), Some("enode-api.production.enode.io"));
         assert_eq!(client.token_url.path(), "/oauth2/token");
         assert_eq!((client.rate, client.window), (60, Duration::from_secs(60)));
         assert!((client.background_share - 0.8).abs() < f64::EPSILON);

@@ -8,7 +8,7 @@ use super::error::EnodeError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    /// Method and route template, e.g. `GET /vehicles/{vehicleId}`: the key in the stats, and
+    /// Method and route template, e.g. `GET /vehicles/{id}`: the key in the stats, and
     /// the path the call fills in.
     pub route: &'static str,
     /// Sending it again after a 5xx or a timeout cannot do a thing twice (GET, DELETE, PATCH with
@@ -18,39 +18,33 @@ pub(crate) struct Endpoint {
 }
 
 const fn idempotent(route: &'static str) -> Endpoint {
-    Endpoint {
-        route,
-        idempotent: true,
-    }
+    Endpoint { route, idempotent: true }
 }
 
 const fn once(route: &'static str) -> Endpoint {
-    Endpoint {
-        route,
-        idempotent: false,
-    }
+    Endpoint { route, idempotent: false }
 }
 
 /// The token endpoint's URL is configured whole; the route only names it. Asking twice for a
 /// token is harmless.
 pub(crate) const TOKEN: Endpoint = idempotent("POST /oauth2/token");
-pub(crate) const GET_VEHICLE: Endpoint = idempotent("GET /vehicles/{vehicleId}");
+pub(crate) const GET_VEHICLE: Endpoint = idempotent("GET /vehicles/{id}");
 pub(crate) const LIST_USER_VEHICLES: Endpoint = idempotent("GET /users/{userId}/vehicles");
 pub(crate) const LIST_VEHICLES: Endpoint = idempotent("GET /vehicles");
 pub(crate) const CREATE_LINK: Endpoint = once("POST /users/{userId}/link");
-pub(crate) const CHARGE: Endpoint = once("POST /vehicles/{vehicleId}/charging");
-pub(crate) const GET_ACTION: Endpoint = idempotent("GET /vehicles/actions/{actionId}");
+pub(crate) const CHARGE: Endpoint = once("POST /vehicles/{id}/charging");
+pub(crate) const GET_ACTION: Endpoint = idempotent("GET /vehicles/actions/{id}");
 /// Not repeated: a repeat after a cancel that did happen answers 409, which would hide success.
-pub(crate) const CANCEL_ACTION: Endpoint = once("POST /vehicles/actions/{actionId}/cancel");
-pub(crate) const REFRESH_HINT: Endpoint = idempotent("POST /vehicles/{vehicleId}/refresh-hint");
+pub(crate) const CANCEL_ACTION: Endpoint = once("POST /vehicles/actions/{id}/cancel");
+pub(crate) const REFRESH_HINT: Endpoint = idempotent("POST /vehicles/{id}/refresh-hint");
 pub(crate) const DELETE_USER: Endpoint = idempotent("DELETE /users/{userId}");
 pub(crate) const UNLINK_VENDOR: Endpoint = idempotent("DELETE /users/{userId}/vendors/{vendor}");
 pub(crate) const CREATE_WEBHOOK: Endpoint = once("POST /webhooks");
 pub(crate) const LIST_WEBHOOKS: Endpoint = idempotent("GET /webhooks");
-pub(crate) const GET_WEBHOOK: Endpoint = idempotent("GET /webhooks/{webhookId}");
-pub(crate) const UPDATE_WEBHOOK: Endpoint = idempotent("PATCH /webhooks/{webhookId}");
-pub(crate) const DELETE_WEBHOOK: Endpoint = idempotent("DELETE /webhooks/{webhookId}");
-pub(crate) const TEST_WEBHOOK: Endpoint = once("POST /webhooks/{webhookId}/test");
+pub(crate) const GET_WEBHOOK: Endpoint = idempotent("GET /webhooks/{id}");
+pub(crate) const UPDATE_WEBHOOK: Endpoint = idempotent("PATCH /webhooks/{id}");
+pub(crate) const DELETE_WEBHOOK: Endpoint = idempotent("DELETE /webhooks/{id}");
+pub(crate) const TEST_WEBHOOK: Endpoint = once("POST /webhooks/{id}/test");
 
 impl Endpoint {
     pub fn method(&self) -> Method {
@@ -65,9 +59,8 @@ impl Endpoint {
         let mut url = base.clone();
         let mut args = args.iter();
         {
-            let mut path = url
-                .path_segments_mut()
-                .map_err(|()| EnodeError::Transport(format!("{base} cannot hold a path")))?;
+            let mut path =
+                url.path_segments_mut().map_err(|()| EnodeError::Transport(format!("{base} cannot hold a path")))?;
             path.pop_if_empty();
             for segment in template.split('/').filter(|s| !s.is_empty()) {
                 if segment.starts_with('{') {
@@ -98,17 +91,11 @@ mod tests {
     fn fills_and_encodes_the_route() {
         let base = Url::parse("http://127.0.0.1:8123").unwrap();
         let url = UNLINK_VENDOR.url(&base, &["user 1/x", "TESLA"]).unwrap();
-        assert_eq!(
-            url.as_str(),
-            "http://127.0.0.1:8123/users/user%201%2Fx/vendors/TESLA"
-        );
+        assert_eq!(url.as_str(), "http://127.0.0.1:8123/users/user%201%2Fx/vendors/TESLA");
         assert_eq!(UNLINK_VENDOR.method(), Method::DELETE);
         // A base with a path prefix keeps it.
         let prefixed = Url::parse("http://h/enode/").unwrap();
-        assert_eq!(
-            GET_VEHICLE.url(&prefixed, &["v1"]).unwrap().as_str(),
-            "http://h/enode/vehicles/v1"
-        );
+        assert_eq!(GET_VEHICLE.url(&prefixed, &["v1"]).unwrap().as_str(), "http://h/enode/vehicles/v1");
         assert_eq!(LIST_VEHICLES.url(&base, &[]).unwrap().path(), "/vehicles");
         assert!(GET_VEHICLE.url(&base, &[]).is_err());
         assert!(LIST_VEHICLES.url(&base, &["extra"]).is_err());
@@ -116,13 +103,7 @@ mod tests {
 
     #[test]
     fn only_commands_that_could_act_twice_are_not_repeated() {
-        for endpoint in [
-            CHARGE,
-            CREATE_LINK,
-            CREATE_WEBHOOK,
-            TEST_WEBHOOK,
-            CANCEL_ACTION,
-        ] {
+        for endpoint in [CHARGE, CREATE_LINK, CREATE_WEBHOOK, TEST_WEBHOOK, CANCEL_ACTION] {
             assert!(!endpoint.idempotent, "{}", endpoint.route);
             assert_eq!(endpoint.method(), Method::POST);
         }

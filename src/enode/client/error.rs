@@ -52,9 +52,7 @@ impl EnodeError {
     /// When the same call may be tried again, if Enode or the breaker said so.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            EnodeError::RateLimited { retry_after } | EnodeError::Unavailable { retry_after } => {
-                Some(*retry_after)
-            }
+            EnodeError::RateLimited { retry_after } | EnodeError::Unavailable { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

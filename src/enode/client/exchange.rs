@@ -143,10 +143,7 @@ impl Exchange {
                         }
                     };
                 }
-                Sent::Answer {
-                    status: StatusCode::UNAUTHORIZED,
-                    ..
-                } => {
+                Sent::Answer { status: StatusCode::UNAUTHORIZED, .. } => {
                     self.stats.record(route, Outcome::Unauthorized);
                     // Tokens can be revoked before they expire: renew once, then believe it.
                     match token {
@@ -158,11 +155,7 @@ impl Exchange {
                         _ => return Err(EnodeError::Unauthorized),
                     }
                 }
-                Sent::Answer {
-                    status: StatusCode::TOO_MANY_REQUESTS,
-                    retry_after,
-                    ..
-                } => {
+                Sent::Answer { status: StatusCode::TOO_MANY_REQUESTS, retry_after, .. } => {
                     self.stats.record(route, Outcome::RateLimited);
                     let pause = self.pause_for_429(retry_after.as_deref());
                     // A 429 means Enode did not act, so any call may go again once the pause
@@ -179,9 +172,7 @@ impl Exchange {
                 }
                 Sent::Answer { status, .. } => {
                     self.stats.record(route, Outcome::ServerError);
-                    let error = EnodeError::Upstream {
-                        status: status.as_u16(),
-                    };
+                    let error = EnodeError::Upstream { status: status.as_u16() };
                     (call.endpoint.idempotent, error)
                 }
                 Sent::Timeout => {
@@ -201,12 +192,7 @@ impl Exchange {
             if !(repeatable && may_retry) {
                 return Err(error);
             }
-            let pause = backoff(
-                retries,
-                self.config.retry_base,
-                self.config.retry_max_backoff,
-                &mut rand::rng(),
-            );
+            let pause = backoff(retries, self.config.retry_base, self.config.retry_max_backoff, &mut rand::rng());
             tracing::debug!(route, retry = retries + 1, ?pause, "retrying Enode call");
             retries += 1;
             self.stats.retry();
@@ -254,8 +240,7 @@ impl Exchange {
         } else {
             ticket.success();
         }
-        if !matches!(&sent, Sent::Answer { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS)
-        {
+        if !matches!(&sent, Sent::Answer { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS) {
             self.rate_limited_streak.store(0, Ordering::Relaxed);
         }
         Ok((sent, token))
@@ -272,36 +257,21 @@ impl Exchange {
         }
         request = match (call.auth, token) {
             (Auth::Bearer, Some(token)) => request.bearer_auth(token.bearer()),
-            _ => request.basic_auth(
-                &self.config.client_id,
-                Some(self.config.client_secret.expose()),
-            ),
+            _ => request.basic_auth(&self.config.client_id, Some(self.config.client_secret.expose())),
         };
         request = match &call.body {
             Body::Empty => request,
-            Body::Json(bytes) => request
-                .header(CONTENT_TYPE, "application/json")
-                .body(bytes.clone()),
-            Body::Form(form) => request
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(*form),
+            Body::Json(bytes) => request.header(CONTENT_TYPE, "application/json").body(bytes.clone()),
+            Body::Form(form) => request.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(*form),
         };
         let response = match request.send().await {
             Ok(response) => response,
             Err(error) => return failed(error),
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         match response.bytes().await {
-            Ok(body) => Sent::Answer {
-                status,
-                retry_after,
-                body,
-            },
+            Ok(body) => Sent::Answer { status, retry_after, body },
             Err(error) => failed(error),
         }
     }
@@ -310,16 +280,9 @@ impl Exchange {
     /// say) and returns the pause.
     fn pause_for_429(&self, retry_after: Option<&str>) -> Duration {
         let streak = self.rate_limited_streak.fetch_add(1, Ordering::Relaxed);
-        let pause = retry_after
-            .and_then(|value| parse_retry_after(value, SystemTime::now()))
-            .unwrap_or_else(|| {
-                backoff(
-                    streak,
-                    self.config.rate_limited_backoff,
-                    RATE_LIMIT_BACKOFF_CAP,
-                    &mut rand::rng(),
-                )
-            });
+        let pause = retry_after.and_then(|value| parse_retry_after(value, SystemTime::now())).unwrap_or_else(|| {
+            backoff(streak, self.config.rate_limited_backoff, RATE_LIMIT_BACKOFF_CAP, &mut rand::rng())
+        });
         tracing::info!(?pause, "Enode answered 429: pausing every call");
         self.budget.pause_until(Instant::now() + pause);
         pause
@@ -346,10 +309,7 @@ impl Exchange {
             StatusCode::NOT_FOUND => EnodeError::NotFound(problem),
             StatusCode::CONFLICT => EnodeError::Conflict(problem),
             StatusCode::UNPROCESSABLE_ENTITY => EnodeError::Unprocessable(problem),
-            _ => EnodeError::Rejected {
-                status: status.as_u16(),
-                problem,
-            },
+            _ => EnodeError::Rejected { status: status.as_u16(), problem },
         }
     }
 
@@ -359,9 +319,7 @@ impl Exchange {
 
     /// Boxed because it is an `execute` inside an `execute` (the API call needs a token, the
     /// token request goes through the same rules): a recursive future needs a fixed size.
-    fn fetch_token(
-        &self,
-    ) -> Pin<Box<dyn Future<Output = Result<TokenResponse, EnodeError>> + Send + '_>> {
+    fn fetch_token(&self) -> Pin<Box<dyn Future<Output = Result<TokenResponse, EnodeError>> + Send + '_>> {
         Box::pin(async move {
             let call = Call {
                 endpoint: endpoint::TOKEN,
@@ -386,17 +344,12 @@ fn problem(status: StatusCode, body: &[u8]) -> Problem {
     }
     let text = String::from_utf8_lossy(body);
     let detail: String = text.chars().take(DETAIL_LIMIT).collect();
-    Problem::new(
-        "unknown",
-        status.canonical_reason().unwrap_or("Unexpected status"),
-        detail,
-    )
+    Problem::new("unknown", status.canonical_reason().unwrap_or("Unexpected status"), detail)
 }
 
 /// The token answer's decode error must not quote the body: it holds the access token.
 fn decode_token(body: &[u8]) -> Result<TokenResponse, String> {
-    serde_json::from_slice(body)
-        .map_err(|_| "the token endpoint answered something that is not a token".to_owned())
+    serde_json::from_slice(body).map_err(|_| "the token endpoint answered something that is not a token".to_owned())
 }
 
 fn failed(error: reqwest::Error) -> Sent {

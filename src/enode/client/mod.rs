@@ -52,9 +52,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, ClientBuildError> {
         tokio::runtime::Handle::try_current().map_err(|_| ClientBuildError::NoRuntime)?;
         let exchange = Exchange::new(config).map_err(|e| ClientBuildError::Http(e.to_string()))?;
-        Ok(Self {
-            exchange: Arc::new(exchange),
-        })
+        Ok(Self { exchange: Arc::new(exchange) })
     }
 
     /// A copy of the counters: requests by endpoint and outcome, budget and 429 waits, retries,

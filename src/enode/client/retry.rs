@@ -8,10 +8,7 @@ use rand::Rng;
 /// `max`, then drawn uniformly from its upper half. The jitter spreads callers that failed
 /// together; keeping the lower half out means a retry never comes back almost at once.
 pub(crate) fn backoff(attempt: u32, base: Duration, max: Duration, rng: &mut impl Rng) -> Duration {
-    let ceiling = base
-        .checked_mul(2u32.saturating_pow(attempt.min(31)))
-        .unwrap_or(max)
-        .min(max);
+    let ceiling = base.checked_mul(2u32.saturating_pow(attempt.min(31))).unwrap_or(max).min(max);
     let floor = ceiling / 2;
     let spread = u64::try_from((ceiling - floor).as_micros()).unwrap_or(u64::MAX);
     floor + Duration::from_micros(rng.random_range(0..=spread))
@@ -38,25 +35,16 @@ mod tests {
     fn retry_after_seconds() {
         let now = SystemTime::now();
         assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
-        assert_eq!(
-            parse_retry_after(" 120 ", now),
-            Some(Duration::from_secs(120))
-        );
+        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
         assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
     }
 
     #[test]
     fn retry_after_http_date() {
         let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now), Some(Duration::from_secs(30)));
         // Already past: go now rather than never.
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
     }
 
     #[test]
@@ -85,9 +73,8 @@ mod tests {
     fn backoff_jitters() {
         let mut rng = StdRng::seed_from_u64(7);
         let base = Duration::from_millis(100);
-        let draws: std::collections::HashSet<Duration> = (0..50)
-            .map(|_| backoff(3, base, Duration::from_secs(60), &mut rng))
-            .collect();
+        let draws: std::collections::HashSet<Duration> =
+            (0..50).map(|_| backoff(3, base, Duration::from_secs(60), &mut rng)).collect();
         assert!(draws.len() > 10, "{draws:?}");
     }
 }

@@ -84,11 +84,7 @@ impl Stats {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|(&(endpoint, outcome), &count)| RequestCount {
-                endpoint,
-                outcome,
-                count,
-            })
+            .map(|(&(endpoint, outcome), &count)| RequestCount { endpoint, outcome, count })
             .collect();
         requests.sort_by_key(|r| (r.endpoint, r.outcome));
         ClientStats {
@@ -139,7 +135,7 @@ impl WaitCounter {
 /// A copy of the client's counters at one moment.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClientStats {
-    /// Every request by route template (`GET /vehicles/{vehicleId}`) and outcome, sorted.
+    /// Every request by route template (`GET /vehicles/{id}`) and outcome, sorted.
     pub requests: Vec<RequestCount>,
     /// Budget permits given to calls a person waits for.
     pub user_budget: WaitStats,
@@ -172,28 +168,16 @@ pub struct WaitStats {
 impl ClientStats {
     /// Requests to `endpoint` that ended with `outcome`.
     pub fn count(&self, endpoint: &str, outcome: Outcome) -> u64 {
-        self.requests
-            .iter()
-            .filter(|r| r.endpoint == endpoint && r.outcome == outcome)
-            .map(|r| r.count)
-            .sum()
+        self.requests.iter().filter(|r| r.endpoint == endpoint && r.outcome == outcome).map(|r| r.count).sum()
     }
 
     /// Requests, to any endpoint, that ended with `outcome`.
     pub fn total(&self, outcome: Outcome) -> u64 {
-        self.requests
-            .iter()
-            .filter(|r| r.outcome == outcome)
-            .map(|r| r.count)
-            .sum()
+        self.requests.iter().filter(|r| r.outcome == outcome).map(|r| r.count).sum()
     }
 
     /// Requests that reached Enode, whatever the answer.
     pub fn sent(&self) -> u64 {
-        self.requests
-            .iter()
-            .filter(|r| r.outcome.was_sent())
-            .map(|r| r.count)
-            .sum()
+        self.requests.iter().filter(|r| r.outcome.was_sent()).map(|r| r.count).sum()
     }
 }

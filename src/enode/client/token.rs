@@ -36,10 +36,7 @@ impl Token {
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("value", &"[redacted]")
-            .field("generation", &self.generation)
-            .finish()
+        f.debug_struct("Token").field("value", &"[redacted]").field("generation", &self.generation).finish()
     }
 }
 
@@ -146,10 +143,7 @@ mod tests {
             .map(|_| {
                 let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
                 tokio::spawn(async move {
-                    cache
-                        .get(|| slow_fetch(&calls, Ok(answer("t1", 3599))))
-                        .await
-                        .map(|t| t.bearer().to_owned())
+                    cache.get(|| slow_fetch(&calls, Ok(answer("t1", 3599)))).await.map(|t| t.bearer().to_owned())
                 })
             })
             .collect();
@@ -166,11 +160,7 @@ mod tests {
         let tasks: Vec<_> = (0..100)
             .map(|_| {
                 let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
-                tokio::spawn(async move {
-                    cache
-                        .get(|| slow_fetch(&calls, Err(EnodeError::Unauthorized)))
-                        .await
-                })
+                tokio::spawn(async move { cache.get(|| slow_fetch(&calls, Err(EnodeError::Unauthorized))).await })
             })
             .collect();
         for task in tasks {
@@ -178,31 +168,19 @@ mod tests {
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // A later caller tries again.
-        let token = cache
-            .get(|| async { Ok(answer("t2", 3599)) })
-            .await
-            .unwrap();
+        let token = cache.get(|| async { Ok(answer("t2", 3599)) }).await.unwrap();
         assert_eq!(token.bearer(), "t2");
     }
 
     #[tokio::test(start_paused = true)]
     async fn renews_shortly_before_expiry() {
         let cache = TokenCache::default();
-        let first = cache
-            .get(|| async { Ok(answer("t1", 3599)) })
-            .await
-            .unwrap();
+        let first = cache.get(|| async { Ok(answer("t1", 3599)) }).await.unwrap();
         tokio::time::advance(Duration::from_secs(3599 - 61)).await;
-        let same = cache
-            .get(|| async { Ok(answer("t2", 3599)) })
-            .await
-            .unwrap();
+        let same = cache.get(|| async { Ok(answer("t2", 3599)) }).await.unwrap();
         assert_eq!(same.bearer(), "t1");
         tokio::time::advance(Duration::from_secs(2)).await;
-        let renewed = cache
-            .get(|| async { Ok(answer("t2", 3599)) })
-            .await
-            .unwrap();
+        let renewed = cache.get(|| async { Ok(answer("t2", 3599)) }).await.unwrap();
         assert_eq!(renewed.bearer(), "t2");
         assert!(renewed.generation > first.generation);
 
@@ -220,22 +198,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_401_drops_only_the_token_it_was_sent_with() {
         let cache = TokenCache::default();
-        let old = cache
-            .get(|| async { Ok(answer("t1", 3599)) })
-            .await
-            .unwrap();
+        let old = cache.get(|| async { Ok(answer("t1", 3599)) }).await.unwrap();
         cache.invalidate(old.generation);
-        let new = cache
-            .get(|| async { Ok(answer("t2", 3599)) })
-            .await
-            .unwrap();
+        let new = cache.get(|| async { Ok(answer("t2", 3599)) }).await.unwrap();
         assert_eq!(new.bearer(), "t2");
         // A late 401 for the old token leaves the new one alone.
         cache.invalidate(old.generation);
-        let still = cache
-            .get(|| async { Ok(answer("t3", 3599)) })
-            .await
-            .unwrap();
+        let still = cache.get(|| async { Ok(answer("t3", 3599)) }).await.unwrap();
         assert_eq!(still.bearer(), "t2");
         assert!(!format!("{still:?}").contains("t2"));
     }
