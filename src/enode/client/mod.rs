@@ -65,3 +65,38 @@ impl Client {
         self.exchange.breaker.snapshot(Instant::now())
     }
 }
+
+/// The actors call Enode through a port trait whose futures must be `Send`; this does not compile
+/// if a call's future ever stops being `Send` (a lock guard or an `Rc` held across an await).
+#[cfg(test)]
+#[allow(dead_code, clippy::let_underscore_future)]
+fn every_call_is_send(enode: &Client) {
+    use crate::enode::model::{ChargeKind, LinkRequest, WebhookRequest};
+    fn send<T: Send>(_: T) {}
+    let hook = WebhookRequest::default();
+    let link = LinkRequest {
+        vendor_type: "vehicle".into(),
+        vendor: None,
+        scopes: Vec::new(),
+        language: "en-US".into(),
+        redirect_uri: String::new(),
+        color_scheme: None,
+    };
+    send(enode.get_vehicle("v", Priority::User));
+    send(enode.list_user_vehicles("u", Priority::User));
+    send(enode.list_vehicles(Priority::Background));
+    send(enode.create_link_session("u", &link));
+    send(enode.charge("v", ChargeKind::Start));
+    send(enode.get_action("a"));
+    send(enode.cancel_action("a"));
+    send(enode.refresh_hint("v", Priority::Background));
+    send(enode.delete_user("u"));
+    send(enode.unlink_vendor("u", "TESLA"));
+    send(enode.create_webhook(&hook));
+    send(enode.list_webhooks());
+    send(enode.get_webhook("w"));
+    send(enode.update_webhook("w", &hook));
+    send(enode.delete_webhook("w"));
+    send(enode.test_webhook("w"));
+    send(enode.clone());
+}
