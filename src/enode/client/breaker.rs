@@ -94,7 +94,11 @@ impl Ticket<'_> {
     /// Enode answered: it is up.
     pub fn success(mut self) {
         self.resolved = true;
-        *self.breaker.lock() = State::Closed { failures: 0 };
+        let mut state = self.breaker.lock();
+        if !matches!(*state, State::Closed { .. }) {
+            tracing::info!("Enode answers again: circuit breaker closed");
+        }
+        *state = State::Closed { failures: 0 };
     }
 
     /// Enode failed this request (5xx, timeout, unreachable).
@@ -110,6 +114,9 @@ impl Ticket<'_> {
             // A request let through before the breaker opened, failing late: already counted.
             other => other,
         };
+        if *state == open {
+            tracing::warn!(open_for = ?breaker.open_for, "Enode keeps failing: circuit breaker open");
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use super::Client;
 use super::budget::Priority;
 use super::endpoint::{self, Endpoint};
 use super::error::EnodeError;
-use super::exchange::{Auth, Body, Call};
+use super::wire::{Auth, Body, Call};
 use crate::enode::model::{
     ChargeAction, ChargeKind, ChargeRequest, LinkRequest, LinkSession, Page, Vehicle, WebhookRequest,
     WebhookSubscription, WebhookTestResult,

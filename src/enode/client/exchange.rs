@@ -8,21 +8,20 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use tokio::time::Instant;
 use url::Url;
 
 use super::breaker::Breaker;
 use super::budget::{Budget, BudgetConfig, Priority};
 use super::config::ClientConfig;
-use super::endpoint::{self, Endpoint};
+use super::endpoint;
 use super::error::EnodeError;
 use super::retry::{backoff, parse_retry_after};
 use super::stats::{Outcome, Stats};
 use super::token::{Token, TokenCache};
-use crate::enode::model::{API_VERSION, Problem, TokenResponse};
+use super::wire::{Auth, Body, Call, Sent, Wire};
+use crate::enode::model::{Problem, TokenResponse};
 
 /// A 429 pause without `Retry-After` grows per consecutive 429 up to this; Enode's limits are
 /// per minute, so waiting longer never helps.
@@ -30,58 +29,9 @@ const RATE_LIMIT_BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// How much of an unexpected error body is kept in a problem's detail.
 const DETAIL_LIMIT: usize = 300;
 
-/// One request to make (and perhaps repeat).
-pub(crate) struct Call {
-    pub endpoint: Endpoint,
-    pub url: Url,
-    pub priority: Priority,
-    pub query: Vec<(&'static str, String)>,
-    pub body: Body,
-    pub auth: Auth,
-}
-
-pub(crate) enum Body {
-    Empty,
-    /// Serialised once, sent as often as the call is tried.
-    Json(Bytes),
-    Form(&'static str),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Auth {
-    /// The API: the cached access token.
-    Bearer,
-    /// The token endpoint: the client credentials.
-    ClientCredentials,
-}
-
-/// What became of one request that was sent.
-enum Sent {
-    Answer {
-        status: StatusCode,
-        retry_after: Option<String>,
-        body: Bytes,
-    },
-    Timeout,
-    /// No connection: nothing was sent, so any call may be repeated.
-    Unreachable(String),
-    /// The connection broke after the request went out: Enode may have acted on it.
-    Broken(String),
-}
-
-impl Sent {
-    /// Failures tell the breaker Enode is in trouble; any answer below 500 proves it is up.
-    fn is_failure(&self) -> bool {
-        match self {
-            Sent::Answer { status, .. } => status.is_server_error(),
-            Sent::Timeout | Sent::Unreachable(_) | Sent::Broken(_) => true,
-        }
-    }
-}
-
 /// A request-answer cycle, under the client's rules. Shared by every clone of the client.
 pub(crate) struct Exchange {
-    http: reqwest::Client,
+    wire: Wire,
     config: ClientConfig,
     tokens: TokenCache,
     budget: Budget,
@@ -96,11 +46,7 @@ pub(crate) type Decoder<T> = fn(&[u8]) -> Result<T, String>;
 impl Exchange {
     /// Needs a tokio runtime: it starts the budget's dispatcher.
     pub fn new(config: ClientConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("evconduit/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .build()?;
+        let wire = Wire::new(&config)?;
         let budget = Budget::start(BudgetConfig {
             rate: config.rate,
             window: config.window,
@@ -108,7 +54,7 @@ impl Exchange {
             background_share: config.background_share,
         });
         Ok(Self {
-            http,
+            wire,
             tokens: TokenCache::default(),
             budget,
             breaker: Breaker::new(config.breaker_failures, config.breaker_open_for),
@@ -234,7 +180,7 @@ impl Exchange {
                 return Err(EnodeError::Unavailable { retry_after });
             }
         };
-        let sent = self.send(call, token.as_ref()).await;
+        let sent = self.wire.send(call, token.as_ref()).await;
         if sent.is_failure() {
             ticket.failure(Instant::now());
         } else {
@@ -244,36 +190,6 @@ impl Exchange {
             self.rate_limited_streak.store(0, Ordering::Relaxed);
         }
         Ok((sent, token))
-    }
-
-    async fn send(&self, call: &Call, token: Option<&Token>) -> Sent {
-        let mut request = self
-            .http
-            .request(call.endpoint.method(), call.url.clone())
-            .header("Enode-Version", API_VERSION)
-            .header(ACCEPT, "application/json");
-        if !call.query.is_empty() {
-            request = request.query(&call.query);
-        }
-        request = match (call.auth, token) {
-            (Auth::Bearer, Some(token)) => request.bearer_auth(token.bearer()),
-            _ => request.basic_auth(&self.config.client_id, Some(self.config.client_secret.expose())),
-        };
-        request = match &call.body {
-            Body::Empty => request,
-            Body::Json(bytes) => request.header(CONTENT_TYPE, "application/json").body(bytes.clone()),
-            Body::Form(form) => request.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(*form),
-        };
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(error) => return failed(error),
-        };
-        let status = response.status();
-        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        match response.bytes().await {
-            Ok(body) => Sent::Answer { status, retry_after, body },
-            Err(error) => failed(error),
-        }
     }
 
     /// Pauses every caller for as long as the 429 asks (or a growing backoff when it does not
@@ -350,29 +266,4 @@ fn problem(status: StatusCode, body: &[u8]) -> Problem {
 /// The token answer's decode error must not quote the body: it holds the access token.
 fn decode_token(body: &[u8]) -> Result<TokenResponse, String> {
     serde_json::from_slice(body).map_err(|_| "the token endpoint answered something that is not a token".to_owned())
-}
-
-fn failed(error: reqwest::Error) -> Sent {
-    // No URL in the message: the route already names the call.
-    let error = error.without_url();
-    // Connect first: a connect timeout also counts as a timeout, but nothing was sent.
-    if error.is_connect() {
-        Sent::Unreachable(describe(&error))
-    } else if error.is_timeout() {
-        Sent::Timeout
-    } else {
-        Sent::Broken(describe(&error))
-    }
-}
-
-/// The error and its causes ("error sending request" alone says little).
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -6,7 +6,7 @@
 //! calls that may be repeated, one circuit breaker, and one set of counters.
 //!
 //! - `calls`: the typed calls (start here)
-//! - `exchange`: the rules around each request
+//! - `exchange`: the rules around each request; `wire`: one request over HTTP
 //! - `token`, `budget`, `breaker`, `retry`: one rule each
 //! - `stats`: the counters; `error`: the one error type; `config`: what the client is told
 
@@ -20,6 +20,7 @@ mod exchange;
 mod retry;
 mod stats;
 mod token;
+mod wire;
 
 use std::sync::Arc;
 
