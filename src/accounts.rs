@@ -145,6 +145,11 @@ impl Accounts {
         }
     }
 
+    /// A user by id from memory only (no database): for hot paths that must not wait.
+    pub fn cached_user(&self, id: Uuid) -> Option<Arc<User>> {
+        self.users.get(&id).map(|u| Arc::clone(&u))
+    }
+
     /// Revokes a key of `user_id`. Effective for the very next request.
     pub async fn revoke_key(&self, user_id: Uuid, key_id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let owned = self.store.list_api_keys(user_id).await?.iter().any(|k| k.id == key_id);

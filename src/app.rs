@@ -11,28 +11,39 @@ use std::time::Duration;
 
 use anyhow::Context;
 use evconduit_actors::fleet::{Fleet, FleetConfig};
-use evconduit_actors::ports::{Clock, SystemClock};
+use evconduit_actors::freshness::{FreshnessPolicy, WebhookStream};
+use evconduit_actors::ports::{Clock, NoUpstream, SystemClock, Upstream};
+use evconduit_actors::refresh::{RefreshConfig, RefreshScheduler};
 use evconduit_actors::snapshot::SnapshotBoard;
-use evconduit_actors::vehicle::VehicleContext;
+use evconduit_actors::vehicle::{CommandConfig, VehicleContext};
 use evconduit_actors::write_behind::{WriteBehind, WriteBehindConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::accounts::Accounts;
+use crate::audience::AccountAudience;
 use crate::config::Config;
+use crate::enode::client::{Client, ClientConfig};
+use crate::http::refresh::HintCooldowns;
 use crate::http::{self, AppState};
 use crate::ingest::WebhookIngest;
 use crate::store::{self, ActorStateStore};
+use crate::subscription::SubscriptionKeeper;
+use crate::upstream::EnodeUpstream;
 
 /// How long shutdown waits for actors to stop and for state to reach the store.
 const ACTOR_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest pause between checks of the webhook subscription.
+const SUBSCRIPTION_CHECK_MAX: Duration = Duration::from_secs(60);
+
 pub struct App {
     state: AppState,
     write_behind: WriteBehind,
     write_behind_task: JoinHandle<()>,
-    account_sync_task: JoinHandle<()>,
+    /// Background work stopped (aborted) at shutdown; none of it holds data that must be flushed.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl App {
@@ -60,16 +71,79 @@ impl App {
             },
         );
         let write_behind_task = tokio::spawn(write_behind.clone().run());
-        let context =
-            Arc::new(VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind.clone(), Arc::clone(&clock)));
-        let fleet = Fleet::start(context, FleetConfig::default()).await?;
+
+        let enode = if config.enode_client_id.is_empty() {
+            tracing::warn!("no Enode client credentials configured: refreshes, commands and linking are off");
+            None
+        } else {
+            Some(Client::new(ClientConfig::from_config(&config)?)?)
+        };
+        let upstream: Arc<dyn Upstream> = match &enode {
+            Some(client) => Arc::new(EnodeUpstream(client.clone())),
+            None => Arc::new(NoUpstream),
+        };
+
+        let mut context = VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind.clone(), Arc::clone(&clock));
+        context.upstream = Arc::clone(&upstream);
+        context.commands = CommandConfig {
+            poll_after: Duration::from_secs(config.action_poll_secs),
+            poll_attempts: config.action_poll_attempts,
+        };
+        let fleet = Fleet::start(Arc::new(context), FleetConfig::default()).await?;
         fleet.restore(state_store.as_ref()).await.context("restoring vehicles")?;
 
-        let account_sync_task =
-            tokio::spawn(Arc::clone(&accounts).run_sync(Duration::from_millis(config.key_revocation_poll_ms)));
-        let ingest = Arc::new(WebhookIngest::new(fleet.clone(), Arc::clone(&accounts)));
-        let state = AppState { config: Arc::new(config), store, accounts, fleet, ingest, clock };
-        Ok(Self { state, write_behind, write_behind_task, account_sync_task })
+        let stream = Arc::new(WebhookStream::new(Duration::from_secs(config.webhook_silence_secs)));
+        let audience = Arc::new(AccountAudience::new(Arc::clone(&accounts), Arc::new(|_| false)));
+        let refresh = RefreshScheduler::new(
+            fleet.clone(),
+            upstream,
+            audience,
+            Arc::clone(&clock),
+            FreshnessPolicy {
+                targets: config.tier_targets(),
+                wanted_window: Duration::from_secs(config.wanted_window_secs),
+            },
+            Arc::clone(&stream),
+            RefreshConfig { concurrency: config.refresh_concurrency, ..RefreshConfig::default() },
+        );
+
+        let mut background =
+            vec![tokio::spawn(Arc::clone(&accounts).run_sync(Duration::from_millis(config.key_revocation_poll_ms)))];
+        if enode.is_some() {
+            background.push(tokio::spawn(refresh.clone().run()));
+        }
+        let subscription = match (&enode, config.enode_webhook_url(), config.enode_webhook_secrets.first()) {
+            (Some(client), Some(url), Some(secret)) => {
+                let silence = Duration::from_secs(config.webhook_silence_secs);
+                let keeper = Arc::new(SubscriptionKeeper::new(
+                    client.clone(),
+                    url,
+                    secret.clone(),
+                    Arc::clone(&stream),
+                    Arc::clone(&clock),
+                    silence,
+                ));
+                background.push(tokio::spawn(Arc::clone(&keeper).run((silence / 4).min(SUBSCRIPTION_CHECK_MAX))));
+                Some(keeper)
+            }
+            _ => None,
+        };
+
+        let ingest = Arc::new(WebhookIngest::new(fleet.clone(), Arc::clone(&accounts), stream));
+        let hints = Arc::new(HintCooldowns::new(Duration::from_secs(config.refresh_hint_cooldown_secs)));
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            accounts,
+            fleet,
+            ingest,
+            clock,
+            enode,
+            refresh,
+            hints,
+            subscription,
+        };
+        Ok(Self { state, write_behind, write_behind_task, background })
     }
 
     pub fn state(&self) -> &AppState {
@@ -94,10 +168,13 @@ impl App {
     /// Stops actors, then writes everything still queued. Nothing accepted is lost.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         tracing::info!("shutting down: stopping actors");
+        self.state.refresh.stop();
+        for task in &self.background {
+            task.abort();
+        }
         self.state.fleet.shutdown(ACTOR_STOP_TIMEOUT).await;
         self.write_behind.stop();
         let _ = self.write_behind_task.await;
-        self.account_sync_task.abort();
         let flushed = self.write_behind.flush(FLUSH_TIMEOUT).await;
         if let Err(err) = self.state.accounts.flush_key_use().await {
             tracing::warn!(error = %err, "could not record key use at shutdown");

@@ -81,6 +81,42 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Default log filter when RUST_LOG is not set.
     pub log_level: String,
+    /// The service's public base URL (e.g. `https://evconduit.example.com`). With Enode
+    /// credentials, `serve` keeps exactly one Enode webhook subscription pointing at
+    /// `{public_url}/api/webhook/enode`. Empty: no subscription is managed.
+    pub public_url: String,
+    /// Where Enode sends the user after linking; empty: `{public_url}/linked`.
+    pub link_redirect_uri: String,
+    /// Data older than this is stale for a Pro user's vehicle, in seconds.
+    pub freshness_pro_secs: u64,
+    /// ... for a Basic user's vehicle.
+    pub freshness_basic_secs: u64,
+    /// ... for a Free user's vehicle.
+    pub freshness_free_secs: u64,
+    /// A vehicle read by HA within this many seconds is "wanted" (worth refreshing when stale).
+    pub wanted_window_secs: u64,
+    /// Refreshes in flight at once (each still waits for a budget permit).
+    pub refresh_concurrency: usize,
+    /// `POST /api/ha/refresh` sends Enode a refresh hint for a vehicle at most this often, in seconds.
+    pub refresh_hint_cooldown_secs: u64,
+    /// Tiers allowed to start and stop charging (comma-separated).
+    pub charging_tiers: Vec<String>,
+    /// How long a charging command waits for Enode's answer before giving up, in milliseconds.
+    pub command_timeout_ms: u64,
+    /// First look at a charging action whose webhook has not come, in seconds (doubles per look).
+    pub action_poll_secs: u64,
+    /// Looks at most at such an action.
+    pub action_poll_attempts: u32,
+    /// Vehicles a Free user may link.
+    pub vehicle_limit_free: usize,
+    /// Vehicles a Basic user may link.
+    pub vehicle_limit_basic: usize,
+    /// Vehicles a Pro user (trial included) may link.
+    pub vehicle_limit_pro: usize,
+    /// No Enode webhook delivery (events or heartbeats) for this many seconds marks the webhook
+    /// degraded: the subscription is tested (which reactivates it) and wanted vehicles fall back
+    /// to refreshes.
+    pub webhook_silence_secs: u64,
 }
 
 impl Default for Config {
@@ -111,7 +147,62 @@ impl Default for Config {
             key_revocation_poll_ms: 1000,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
+            public_url: String::new(),
+            link_redirect_uri: String::new(),
+            freshness_pro_secs: 5 * 60,
+            freshness_basic_secs: 10 * 60,
+            freshness_free_secs: 30 * 60,
+            wanted_window_secs: 30 * 60,
+            refresh_concurrency: 4,
+            refresh_hint_cooldown_secs: 5 * 60,
+            charging_tiers: vec!["basic".to_owned(), "pro".to_owned()],
+            command_timeout_ms: 30_000,
+            action_poll_secs: 30,
+            action_poll_attempts: 5,
+            vehicle_limit_free: 1,
+            vehicle_limit_basic: 2,
+            vehicle_limit_pro: 5,
+            webhook_silence_secs: 15 * 60,
         }
+    }
+}
+
+impl Config {
+    /// The freshness targets per tier.
+    pub fn tier_targets(&self) -> evconduit_actors::freshness::TierTargets {
+        evconduit_actors::freshness::TierTargets {
+            free: std::time::Duration::from_secs(self.freshness_free_secs),
+            basic: std::time::Duration::from_secs(self.freshness_basic_secs),
+            pro: std::time::Duration::from_secs(self.freshness_pro_secs),
+        }
+    }
+
+    /// Whether a tier may start and stop charging.
+    pub fn may_charge(&self, tier: evconduit_actors::tier::Tier) -> bool {
+        self.charging_tiers.iter().any(|t| t.parse::<evconduit_actors::tier::Tier>().is_ok_and(|t| t == tier))
+    }
+
+    /// How many vehicles a tier may link.
+    pub fn vehicle_limit(&self, tier: evconduit_actors::tier::Tier) -> usize {
+        match tier {
+            evconduit_actors::tier::Tier::Free => self.vehicle_limit_free,
+            evconduit_actors::tier::Tier::Basic => self.vehicle_limit_basic,
+            evconduit_actors::tier::Tier::Pro => self.vehicle_limit_pro,
+        }
+    }
+
+    /// Where Enode's webhook for this service points, when a public URL is configured.
+    pub fn enode_webhook_url(&self) -> Option<String> {
+        (!self.public_url.is_empty()).then(|| format!("{}/api/webhook/enode", self.public_url.trim_end_matches('/')))
+    }
+
+    /// Where Enode sends a user after linking.
+    pub fn link_redirect(&self) -> String {
+        if !self.link_redirect_uri.is_empty() {
+            return self.link_redirect_uri.clone();
+        }
+        let base = if self.public_url.is_empty() { format!("http://{}", self.listen) } else { self.public_url.clone() };
+        format!("{}/linked", base.trim_end_matches('/'))
     }
 }
 
@@ -201,6 +292,16 @@ impl Config {
         }
         if self.enode_breaker_failures == 0 {
             return Err(ConfigError::Invalid("enode_breaker_failures must be at least 1".into()));
+        }
+        for tier in &self.charging_tiers {
+            tier.parse::<evconduit_actors::tier::Tier>()
+                .map_err(|e| ConfigError::Invalid(format!("charging_tiers: {e}")))?;
+        }
+        if !self.public_url.is_empty() && url::Url::parse(&self.public_url).is_err() {
+            return Err(ConfigError::Invalid("public_url must be an absolute URL".into()));
+        }
+        if self.refresh_concurrency == 0 {
+            return Err(ConfigError::Invalid("refresh_concurrency must be at least 1".into()));
         }
         if self.write_behind_batch == 0 {
             return Err(ConfigError::Invalid("write_behind_batch must be at least 1".into()));

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use evconduit_actors::fleet::{Fleet, Routed};
+use evconduit_actors::freshness::WebhookStream;
+use evconduit_actors::model::ChargeAction;
 use evconduit_actors::state::DataSource;
 use evconduit_actors::vehicle::ObservationKind;
 use serde::Serialize;
@@ -17,6 +19,9 @@ use crate::enode::events::{Event, Parsed};
 pub struct WebhookIngest {
     fleet: Fleet,
     accounts: Arc<Accounts>,
+    /// What the stream of deliveries vouches for (see `freshness`): fed here, read by the
+    /// refresh scheduler and the webhook subscription keeper.
+    stream: Arc<WebhookStream>,
     counters: Counters,
 }
 
@@ -72,8 +77,8 @@ pub enum Rejection {
 }
 
 impl WebhookIngest {
-    pub fn new(fleet: Fleet, accounts: Arc<Accounts>) -> Self {
-        Self { fleet, accounts, counters: Counters::default() }
+    pub fn new(fleet: Fleet, accounts: Arc<Accounts>, stream: Arc<WebhookStream>) -> Self {
+        Self { fleet, accounts, stream, counters: Counters::default() }
     }
 
     pub fn rejected(&self, why: Rejection) {
@@ -93,6 +98,7 @@ impl WebhookIngest {
         let c = &self.counters;
         c.deliveries.fetch_add(1, Ordering::Relaxed);
         c.last_delivery_ms.store(now.timestamp_millis(), Ordering::Relaxed);
+        self.stream.delivery(now);
         for parsed in events {
             match parsed {
                 Parsed::Event(event) => self.apply_event(*event, now).await,
@@ -135,12 +141,25 @@ impl WebhookIngest {
                     tracing::info!(user = %user, vendor = ?e.vendor, vehicles = n, "vendor credentials invalidated");
                 }
             }
-            Event::VendorActionUpdated(_) => {
+            Event::VendorActionUpdated(e) => {
                 c.vendor_action_updated.fetch_add(1, Ordering::Relaxed);
+                let Some(user) = self.known_user(&e.user.id).await else { return };
+                match serde_json::from_value::<ChargeAction>(e.vendor_action) {
+                    Ok(action) => {
+                        if self.fleet.action_updated(user, action) == Routed::WrongOwner {
+                            c.wrong_owner.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(error) => {
+                        c.malformed_event.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, "vendor action event without a readable action ignored");
+                    }
+                }
             }
-            Event::Heartbeat(_) => {
+            Event::Heartbeat(e) => {
                 c.heartbeats.fetch_add(1, Ordering::Relaxed);
                 c.last_heartbeat_ms.store(now.timestamp_millis(), Ordering::Relaxed);
+                self.stream.heartbeat(e.created_at, e.pending_events, now);
             }
             Event::WebhookTest(_) => {
                 c.tests.fetch_add(1, Ordering::Relaxed);

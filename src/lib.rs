@@ -5,10 +5,13 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audience;
 pub mod cli;
 pub mod config;
 pub mod enode;
 pub mod http;
 pub mod ingest;
 pub mod store;
+pub mod subscription;
 pub mod telemetry;
+pub mod upstream;

@@ -104,6 +104,8 @@ struct Inner {
     failed: AtomicU64,
     wake: Notify,
     stopping: AtomicBool,
+    /// Whether `run` is running: without it nothing is scheduled, whatever is stale.
+    running: AtomicBool,
 }
 
 struct Candidate {
@@ -140,6 +142,7 @@ impl RefreshScheduler {
                 failed: AtomicU64::new(0),
                 wake: Notify::new(),
                 stopping: AtomicBool::new(false),
+                running: AtomicBool::new(false),
             }),
         }
     }
@@ -154,6 +157,7 @@ impl RefreshScheduler {
 
     /// Scans and starts refreshes until `stop`.
     pub async fn run(self) {
+        self.inner.running.store(true, Ordering::Release);
         while !self.inner.stopping.load(Ordering::Acquire) {
             self.start_due();
             tokio::select! {
@@ -161,6 +165,7 @@ impl RefreshScheduler {
                 _ = self.inner.wake.notified() => {}
             }
         }
+        self.inner.running.store(false, Ordering::Release);
     }
 
     pub fn stop(&self) {
@@ -184,7 +189,8 @@ impl RefreshScheduler {
         let age = elapsed(self.fresh_as_of(&state, &info, now), now);
         let stale = age > self.target(&state);
         let eligible = self.is_eligible(entry, &state, &info, now);
-        Freshness { age_secs: age.as_secs(), stale, wanted, refresh_scheduled: stale && wanted && eligible }
+        let running = self.inner.running.load(Ordering::Acquire);
+        Freshness { age_secs: age.as_secs(), stale, wanted, refresh_scheduled: running && stale && wanted && eligible }
     }
 
     pub fn info(&self, internal_id: Uuid) -> Option<RefreshInfo> {

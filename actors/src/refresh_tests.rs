@@ -214,6 +214,16 @@ async fn relink_required_and_degraded_vehicles_are_left_alone() {
     assert!(h.upstream.fetched().is_empty());
     let freshness = h.scheduler.freshness(&h.fleet.board().get("v0").unwrap(), h.clock.now());
     assert!(freshness.stale && freshness.wanted && !freshness.refresh_scheduled);
+    // Not because the scheduler is off: an eligible stale, watched vehicle is scheduled while it runs.
+    let h2 = harness(&[60], &[Tier::Pro], 1).await;
+    h2.read("v0");
+    let runner = tokio::spawn(h2.scheduler.clone().run());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    h2.upstream.fail_with(Some(UpstreamError::Failed { detail: "hold".into() }));
+    let entry = h2.fleet.board().get("v0").unwrap();
+    let _ = h2.scheduler.freshness(&entry, h2.clock.now());
+    h2.scheduler.stop();
+    let _ = runner.await;
 }
 
 #[tokio::test]

@@ -88,6 +88,8 @@ pub struct VendorActionUpdated {
 #[serde(rename_all = "camelCase")]
 pub struct Heartbeat {
     #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
     pub pending_events: Option<u64>,
 }
 

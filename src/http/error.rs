@@ -26,6 +26,9 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("{detail}")]
     Unavailable { detail: String, retry_after_secs: Option<u64> },
+    /// Enode answered in a way this service cannot use (refused credentials, a broken answer).
+    #[error("{0}")]
+    BadGateway(String),
     /// Something broke inside; the message is logged, the client gets a generic one.
     #[error("internal error")]
     Internal(String),
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,6 +73,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::BadGateway(_) => "bad_gateway",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -110,6 +115,55 @@ impl From<crate::store::StoreError> for ApiError {
             }
             crate::store::StoreError::Conflict(what) => ApiError::Conflict(format!("already exists: {what}")),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<evconduit_actors::ports::UpstreamError> for ApiError {
+    /// Enode's answers as this API's: its refusals keep Enode's own words (409 for "not now": the
+    /// car is unplugged or already charging; 422 when smart charging is in control), and an
+    /// unreachable or rate-limited Enode is 503 with when to try again.
+    fn from(err: evconduit_actors::ports::UpstreamError) -> Self {
+        use evconduit_actors::ports::UpstreamError as E;
+        match err {
+            E::NotFound => ApiError::NotFound("not found at Enode"),
+            E::Rejected { detail } => ApiError::Conflict(detail),
+            E::Unprocessable { detail } => ApiError::Unprocessable(detail),
+            E::Unavailable { retry_after, detail } => {
+                tracing::warn!(%detail, "Enode unavailable");
+                ApiError::Unavailable {
+                    detail: "Enode is unavailable right now; try again shortly".into(),
+                    retry_after_secs: Some(retry_after.map_or(10, |d| d.as_secs().max(1))),
+                }
+            }
+            E::Failed { detail } => {
+                tracing::error!(%detail, "Enode call failed");
+                ApiError::BadGateway("Enode gave an answer this service could not use".into())
+            }
+        }
+    }
+}
+
+impl From<crate::enode::client::EnodeError> for ApiError {
+    fn from(err: crate::enode::client::EnodeError) -> Self {
+        ApiError::from(crate::upstream::to_port(err))
+    }
+}
+
+impl From<evconduit_actors::fleet::CommandError> for ApiError {
+    fn from(err: evconduit_actors::fleet::CommandError) -> Self {
+        use evconduit_actors::fleet::CommandError as E;
+        match err {
+            E::NotFound => ApiError::NotFound("vehicle not found"),
+            E::NotRunning(status) => ApiError::Unavailable {
+                detail: format!("the vehicle is {} in this service; try again shortly", status.as_str()),
+                retry_after_secs: Some(5),
+            },
+            E::Timeout => ApiError::Unavailable {
+                detail: "Enode did not answer in time; try again shortly".into(),
+                retry_after_secs: Some(10),
+            },
+            E::Upstream(err) => ApiError::from(err),
         }
     }
 }

@@ -11,6 +11,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use evconduit_actors::refresh::Freshness;
 use evconduit_actors::snapshot::{ActorStatus, BoardEntry, Snapshot};
 use evconduit_actors::status::list_item;
 use serde_json::{Value, json};
@@ -23,6 +24,10 @@ use super::error::ApiError;
 pub const DATA_SOURCE: HeaderName = HeaderName::from_static("x-data-source");
 /// Present when the vehicle's actor is not running normally (restarting, degraded).
 pub const ACTOR_STATUS: HeaderName = HeaderName::from_static("x-actor-status");
+/// Whether the data is older than the owner's tier target.
+pub const DATA_STALE: HeaderName = HeaderName::from_static("x-data-stale");
+/// Whether a refresh from Enode will be made (stale, watched, eligible; budget permitting).
+pub const REFRESH_SCHEDULED: HeaderName = HeaderName::from_static("x-refresh-scheduled");
 
 pub fn router() -> Router<AppState> {
     let mut router = Router::new()
@@ -92,7 +97,8 @@ async fn status(
     } else {
         Response::new(Body::from(snapshot.body.clone()))
     };
-    freshness_headers(response.headers_mut(), &entry, &snapshot, now);
+    let freshness = app.refresh.freshness(&entry, now);
+    freshness_headers(response.headers_mut(), &entry, &snapshot, &freshness);
     Ok(response)
 }
 
@@ -110,13 +116,9 @@ pub fn owned_entry(
 }
 
 /// Headers that tell the truth about the data: what version it is, when the car was last seen,
-/// how long ago the service heard from Enode about it, and from which source.
-fn freshness_headers(
-    headers: &mut HeaderMap,
-    entry: &BoardEntry,
-    snapshot: &Snapshot,
-    now: chrono::DateTime<chrono::Utc>,
-) {
+/// how long since it was known current (`Age`), its source, whether it is stale and whether a
+/// refresh is coming.
+fn freshness_headers(headers: &mut HeaderMap, entry: &BoardEntry, snapshot: &Snapshot, freshness: &Freshness) {
     let state = &snapshot.state;
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
@@ -127,9 +129,13 @@ fn freshness_headers(
     if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::from(modified))) {
         headers.insert(LAST_MODIFIED, value);
     }
-    let age = (now - state.received_at).num_seconds().max(0);
-    headers.insert(axum::http::header::AGE, HeaderValue::from(age));
+    headers.insert(axum::http::header::AGE, HeaderValue::from(freshness.age_secs));
     headers.insert(DATA_SOURCE, HeaderValue::from_static(state.source.as_str()));
+    headers.insert(DATA_STALE, HeaderValue::from_static(if freshness.stale { "true" } else { "false" }));
+    headers.insert(
+        REFRESH_SCHEDULED,
+        HeaderValue::from_static(if freshness.refresh_scheduled { "true" } else { "false" }),
+    );
     let status = entry.status();
     if status != ActorStatus::Running {
         headers.insert(ACTOR_STATUS, HeaderValue::from_static(status.as_str()));

@@ -4,10 +4,13 @@
 
 pub mod account;
 pub mod auth;
+pub mod charging;
 pub mod error;
 pub mod ha;
 pub mod health;
 pub mod json;
+pub mod link;
+pub mod refresh;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -15,11 +18,14 @@ use std::sync::Arc;
 use axum::Router;
 use evconduit_actors::fleet::Fleet;
 use evconduit_actors::ports::Clock;
+use evconduit_actors::refresh::RefreshScheduler;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
+use crate::enode::client::Client;
 use crate::ingest::WebhookIngest;
 use crate::store::Store;
+use crate::subscription::SubscriptionKeeper;
 use error::ApiError;
 
 /// What every handler may use. Cheap to clone (handles only).
@@ -31,12 +37,21 @@ pub struct AppState {
     pub fleet: Fleet,
     pub ingest: Arc<WebhookIngest>,
     pub clock: Arc<dyn Clock>,
+    /// The Enode client; None when no credentials are configured (reads still work).
+    pub enode: Option<Client>,
+    pub refresh: RefreshScheduler,
+    pub hints: Arc<refresh::HintCooldowns>,
+    /// Keeps Enode's webhook pointed here; None when no public URL or credentials are configured.
+    pub subscription: Option<Arc<SubscriptionKeeper>>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ha::router())
         .merge(account::router())
+        .merge(charging::router())
+        .merge(link::router())
+        .merge(refresh::router())
         .merge(webhooks::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("no such route") })

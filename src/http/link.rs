@@ -1,0 +1,103 @@
+//! Linking cars: `POST /api/user/link-vehicle` opens an Enode link session for the caller (within
+//! their tier's vehicle limit); `POST /api/user/unlink` unlinks a vendor at Enode and removes its
+//! vehicles here. `GET /linked` is where Enode sends the user back to.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use super::json::{JsonBody, parse_optional};
+use crate::enode::model::LinkRequest;
+
+/// What evconduit asks the user to grant: reading the car and controlling its charging.
+const SCOPES: [&str; 3] = ["vehicle:read:data", "vehicle:read:location", "vehicle:control:charging"];
+const MAX_VENDOR: usize = 64;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/user/link-vehicle", post(link))
+        .route("/api/user/unlink", post(unlink))
+        .route("/linked", get(linked))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    #[serde(default)]
+    vendor: Option<String>,
+}
+
+async fn link(State(app): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let body: LinkBody = parse_optional(&body)?;
+    let vendor = body.vendor.map(|v| checked_vendor(&v)).transpose()?;
+    let tier = caller.user.effective_tier(app.clock.now());
+    let limit = app.config.vehicle_limit(tier);
+    let linked = app.fleet.board().for_user(caller.user.id).len();
+    if linked >= limit {
+        return Err(ApiError::Forbidden(format!(
+            "the {tier} tier allows {limit} linked vehicle(s) and you have {linked}; unlink one or upgrade"
+        )));
+    }
+    let client = app.enode.as_ref().ok_or_else(enode_not_configured)?;
+    let request = LinkRequest {
+        vendor_type: "vehicle".into(),
+        vendor,
+        scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        language: "en-US".into(),
+        redirect_uri: app.config.link_redirect(),
+        color_scheme: None,
+    };
+    let session = client.create_link_session(&caller.user.id.to_string(), &request).await?;
+    Ok(Json(json!({ "url": session.link_url, "linkToken": session.link_token })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlinkBody {
+    vendor: String,
+}
+
+async fn unlink(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    JsonBody(body): JsonBody<UnlinkBody>,
+) -> Result<Json<Value>, ApiError> {
+    let vendor = checked_vendor(&body.vendor)?;
+    let client = app.enode.as_ref().ok_or_else(enode_not_configured)?;
+    client.unlink_vendor(&caller.user.id.to_string(), &vendor).await?;
+    let mut removed = Vec::new();
+    for entry in app.fleet.board().for_user(caller.user.id) {
+        let state = entry.snapshot().state.clone();
+        if state.vehicle.vendor.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(&vendor))
+            && app.fleet.remove(&state.vehicle.id).await.map_err(ApiError::internal)?
+        {
+            removed.push(state.vehicle.id.clone());
+        }
+    }
+    Ok(Json(json!({ "status": "ok", "vendor": vendor, "removed": removed })))
+}
+
+async fn linked() -> Json<Value> {
+    Json(json!({ "status": "linked", "message": "Your vehicle is linked. You can close this window." }))
+}
+
+/// Vendors are Enode's upper-case names (TESLA, XPENG, ...).
+fn checked_vendor(vendor: &str) -> Result<String, ApiError> {
+    let vendor = vendor.trim().to_ascii_uppercase();
+    let plausible = !vendor.is_empty()
+        && vendor.len() <= MAX_VENDOR
+        && vendor.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    plausible
+        .then_some(vendor)
+        .ok_or_else(|| ApiError::Unprocessable("vendor must be an Enode vendor name such as TESLA".into()))
+}
+
+fn enode_not_configured() -> ApiError {
+    ApiError::Unavailable { detail: "Enode is not configured on this server".into(), retry_after_secs: None }
+}

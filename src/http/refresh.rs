@@ -1,0 +1,92 @@
+//! `POST /api/ha/refresh`: HA's "refresh now". Sends Enode a refresh hint for each of the caller's
+//! vehicles, at most once per cooldown per vehicle (Enode asks for hints to be used sparingly),
+//! and answers at once: the new data arrives later by webhook, like any other.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::enode::client::Priority;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/ha/refresh", post(refresh)).route("/api/v1/ha/refresh", post(refresh))
+}
+
+/// When each vehicle last got a hint.
+pub struct HintCooldowns {
+    cooldown: Duration,
+    last: DashMap<Uuid, DateTime<Utc>>,
+}
+
+impl HintCooldowns {
+    pub fn new(cooldown: Duration) -> Self {
+        Self { cooldown, last: DashMap::new() }
+    }
+
+    /// Claims a hint for `vehicle` at `now` if its cooldown has passed.
+    fn claim(&self, vehicle: Uuid, now: DateTime<Utc>) -> bool {
+        let mut last = self.last.entry(vehicle).or_insert(DateTime::<Utc>::MIN_UTC);
+        let due = (now - *last).to_std().is_ok_and(|since| since >= self.cooldown);
+        if due {
+            *last = now;
+        }
+        due
+    }
+}
+
+async fn refresh(State(app): State<AppState>, Caller(caller): Caller) -> Result<Json<Value>, ApiError> {
+    let client = app.enode.clone().ok_or_else(|| ApiError::Unavailable {
+        detail: "Enode is not configured on this server".into(),
+        retry_after_secs: None,
+    })?;
+    let now = app.clock.now();
+    let vehicles = app.fleet.board().for_user(caller.user.id);
+    let mut hinted = 0;
+    for entry in &vehicles {
+        let state = entry.snapshot().state.clone();
+        if state.relink_required || !app.hints.claim(state.internal_id, now) {
+            continue;
+        }
+        hinted += 1;
+        let client = client.clone();
+        let enode_id = state.vehicle.id.clone();
+        // Not awaited: the answer must not wait for Enode, and the data comes back by webhook.
+        tokio::spawn(async move {
+            if let Err(err) = client.refresh_hint(&enode_id, Priority::User).await {
+                tracing::warn!(error = %err, "refresh hint failed");
+            }
+        });
+    }
+    let cooldown = app.config.refresh_hint_cooldown_secs;
+    let (status, message) = match (vehicles.len(), hinted) {
+        (0, _) => ("ok", "no linked vehicles".to_owned()),
+        (_, 0) => ("cooldown", format!("already asked within the last {cooldown} s; new data arrives by itself")),
+        (_, n) => ("ok", format!("asked Enode to refresh {n} vehicle(s); new data arrives within minutes")),
+    };
+    Ok(Json(json!({ "status": status, "vehicles_updated": hinted, "message": message })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hint_per_cooldown_per_vehicle() {
+        let hints = HintCooldowns::new(Duration::from_secs(300));
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let t0 = Utc::now();
+        assert!(hints.claim(a, t0));
+        assert!(!hints.claim(a, t0 + chrono::Duration::seconds(299)));
+        assert!(hints.claim(b, t0));
+        assert!(hints.claim(a, t0 + chrono::Duration::seconds(300)));
+    }
+}
