@@ -19,7 +19,7 @@ pub struct Stats {
     routes: HashMap<String, Arc<str>>,
     requests: BTreeMap<Arc<str>, BTreeMap<u16, u64>>,
     versions: BTreeMap<String, u64>,
-    log: VecDeque<(u64, Arc<str>, u16)>,
+    log: VecDeque<(u64, Arc<str>, Box<str>, u16)>,
     log_limit: usize,
     log_dropped: u64,
     webhooks: WebhookCounts,
@@ -74,6 +74,8 @@ pub struct LogEntry {
     /// Milliseconds since `startedAt`.
     pub at_ms: u64,
     pub route: String,
+    /// The concrete path asked for (`/vehicles/abc`), so a test can tell WHICH vehicle was read.
+    pub path: String,
     pub status: u16,
 }
 
@@ -128,7 +130,7 @@ impl Stats {
     }
 
     /// One answered request. `route` is "METHOD /template".
-    pub fn record(&mut self, route: &str, status: u16, version: Option<&str>, at: Instant) {
+    pub fn record(&mut self, route: &str, path: &str, status: u16, version: Option<&str>, at: Instant) {
         let key = match self.routes.get(route) {
             Some(key) => key.clone(),
             None => {
@@ -146,7 +148,7 @@ impl Stats {
             self.log_dropped += 1;
         }
         let at_ms = at.saturating_duration_since(self.started).as_millis() as u64;
-        self.log.push_back((at_ms, key, status));
+        self.log.push_back((at_ms, key, Box::from(path), status));
     }
 
     pub fn webhooks(&mut self) -> &mut WebhookCounts {
@@ -161,7 +163,12 @@ impl Stats {
             log: self
                 .log
                 .iter()
-                .map(|(at_ms, route, status)| LogEntry { at_ms: *at_ms, route: route.to_string(), status: *status })
+                .map(|(at_ms, route, path, status)| LogEntry {
+                    at_ms: *at_ms,
+                    route: route.to_string(),
+                    path: path.to_string(),
+                    status: *status,
+                })
                 .collect(),
             log_dropped: self.log_dropped,
             webhooks: self.webhooks,

@@ -23,6 +23,7 @@ pub const VERSION_HEADER: &str = "enode-version";
 pub async fn api(State(state): State<Arc<SimState>>, req: Request, next: Next) -> Response {
     let arrived = Instant::now();
     let route = route_key(&req);
+    let path = req.uri().path().to_owned();
     let version = req.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bearer = req
         .headers()
@@ -34,7 +35,7 @@ pub async fn api(State(state): State<Arc<SimState>>, req: Request, next: Next) -
         Ok(()) => next.run(req).await,
         Err(error) => error.into_response(),
     };
-    lock(&state.stats).record(&route, response.status().as_u16(), version.as_deref(), arrived);
+    lock(&state.stats).record(&route, &path, response.status().as_u16(), version.as_deref(), arrived);
     response
 }
 
@@ -42,13 +43,14 @@ pub async fn api(State(state): State<Arc<SimState>>, req: Request, next: Next) -
 pub async fn token(State(state): State<Arc<SimState>>, req: Request, next: Next) -> Response {
     let arrived = Instant::now();
     let route = route_key(&req);
+    let path = req.uri().path().to_owned();
     delay(&state).await;
     let verdict = lock(&state.faults).judge_token();
     let response = match refusal(verdict) {
         None => next.run(req).await,
         Some(error) => error.into_response(),
     };
-    lock(&state.stats).record(&route, response.status().as_u16(), None, arrived);
+    lock(&state.stats).record(&route, &path, response.status().as_u16(), None, arrived);
     response
 }
 
