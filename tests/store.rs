@@ -69,6 +69,8 @@ conformance!(
     record_delivery_detects_duplicates,
     prune_deliveries_forgets_old_ones,
     vehicles_round_trip_with_unknown_fields,
+    nul_characters_are_stored_as_replacement_characters,
+    unreadable_vehicle_is_corrupt_and_named,
     upsert_replaces_the_row,
     delete_removes_the_row,
     upsert_for_missing_user_is_skipped,
@@ -153,6 +155,20 @@ async fn load_sorted(store: &dyn Store) -> Vec<VehicleState> {
 fn sorted(mut vehicles: Vec<VehicleState>) -> Vec<VehicleState> {
     vehicles.sort_by_key(|v| v.internal_id);
     vehicles
+}
+
+/// Runs SQL on the test database behind the store's back, to set up what the store would never
+/// write itself. The statement must be valid on both backends.
+async fn execute_directly(db: &TestDatabase, sql: &'static str) {
+    if db.url().starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(db.url()).await.expect("connect directly");
+        sqlx::query(sql).execute(&pool).await.expect("execute directly");
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(db.url()).await.expect("connect directly");
+        sqlx::query(sql).execute(&pool).await.expect("execute directly");
+        pool.close().await;
+    }
 }
 
 fn assert_conflict(result: Result<impl std::fmt::Debug, StoreError>, naming: &str) {
@@ -485,6 +501,36 @@ async fn vehicles_round_trip_with_unknown_fields(db: &TestDatabase) {
     );
 }
 
+async fn nul_characters_are_stored_as_replacement_characters(db: &TestDatabase) {
+    // Postgres cannot keep NUL in jsonb; both backends store U+FFFD instead of refusing the
+    // vehicle (which would drop it for good).
+    let store = open(db).await;
+    let user = create_user(store.as_ref(), "nul@example.com").await;
+    let mut state = vehicle_state(user.id, "enode-nul");
+    state.vehicle.information.display_name = Some("my\0car".to_owned());
+    state.vehicle.extra.insert("vendor\0note".into(), json!(["a\0b"]));
+    store.write_vehicles(&[upsert(&state)]).await.expect("write");
+
+    let loaded = load_sorted(store.as_ref()).await;
+    assert_eq!(loaded.len(), 1);
+    let vehicle = &loaded[0].vehicle;
+    assert_eq!(vehicle.information.display_name.as_deref(), Some("my\u{FFFD}car"));
+    assert_eq!(vehicle.extra.get("vendor\u{FFFD}note"), Some(&json!(["a\u{FFFD}b"])));
+}
+
+async fn unreadable_vehicle_is_corrupt_and_named(db: &TestDatabase) {
+    let store = open(db).await;
+    let user = create_user(store.as_ref(), "hand-edited@example.com").await;
+    let state = vehicle_state(user.id, "enode-edited");
+    store.write_vehicles(&[upsert(&state)]).await.expect("write");
+    // Valid JSON, but not a vehicle: what a careless hand edit leaves behind.
+    execute_directly(db, r#"UPDATE vehicles SET data = '{"id": 5}'"#).await;
+    match store.load_vehicles().await {
+        Err(StoreError::Corrupt(what)) => assert!(what.contains(&state.internal_id.to_string()), "{what}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
 async fn upsert_replaces_the_row(db: &TestDatabase) {
     let store = open(db).await;
     let user = create_user(store.as_ref(), "update@example.com").await;
@@ -640,6 +686,17 @@ async fn sqlite_creates_a_missing_file() {
     drop(store);
     db.drop_db().await;
     assert!(!std::path::Path::new(&path).exists());
+}
+
+#[tokio::test]
+async fn sqlite_creates_missing_directories() {
+    let dir = std::env::temp_dir().join(format!("evc_test_dir_{}", Uuid::new_v4().simple()));
+    let url = format!("sqlite://{}/nested/evconduit.db", dir.display());
+    let store = store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    assert!(dir.join("nested/evconduit.db").exists());
+    drop(store);
+    std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
 #[tokio::test]

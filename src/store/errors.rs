@@ -23,11 +23,6 @@ const UNIQUE_SUBJECTS: &[(&str, &str, &str)] = &[
     ("webhook_deliveries_pkey", "webhook_deliveries.id", "delivery id"),
 ];
 
-/// SQLite result codes (the primary code is the low byte of the extended one) for "another
-/// connection holds the lock": worth retrying.
-const SQLITE_BUSY: i32 = 5;
-const SQLITE_LOCKED: i32 = 6;
-
 pub(crate) fn from_sqlx(err: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match err {
@@ -84,16 +79,18 @@ fn from_database(db: &dyn DatabaseError) -> StoreError {
         }
         _ => {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            let transient = if db.try_downcast_ref::<SqliteError>().is_some() {
-                sqlite_transient(&code)
+            let class = if db.try_downcast_ref::<SqliteError>().is_some() {
+                sqlite_class(&code)
             } else {
-                postgres_transient(&code)
+                postgres_class(&code)
             };
-            if transient {
-                StoreError::Unavailable(format!("database busy or unreachable (code {code})"))
-            } else {
+            match class {
+                Class::Transient => StoreError::Unavailable(format!("database busy or unreachable (code {code})")),
+                // A value the database will never take (Postgres refuses a NUL character in text,
+                // SQLite a string over its size limit): the same write fails every time.
+                Class::Refused => StoreError::Invalid(format!("the database refused a value (code {code})")),
                 // The server's one-line message names what failed, not the statement or values.
-                StoreError::Unavailable(format!("database error (code {code}): {}", db.message()))
+                Class::Other => StoreError::Unavailable(format!("database error (code {code}): {}", db.message())),
             }
         }
     }
@@ -108,20 +105,46 @@ fn unique_subject(db: &dyn DatabaseError) -> &'static str {
         .map_or("a unique value", |(_, _, subject)| subject)
 }
 
-// Errors that say "not now" rather than "never": lock contention, connection trouble,
-// a server shutting down, serialization failures.
+enum Class {
+    /// "Not now" rather than "never": lock contention, connection trouble, a server shutting
+    /// down, serialization failures.
+    Transient,
+    /// "Never": the values in this write are not acceptable.
+    Refused,
+    /// Anything else (a missing table before migrations, say): reported as unavailable, since
+    /// the fix is outside the caller and a retry after it works.
+    Other,
+}
+
+/// SQLite result codes: the primary code is the low byte of the extended one.
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_TOOBIG: i32 = 18;
+const SQLITE_CONSTRAINT: i32 = 19;
+const SQLITE_MISMATCH: i32 = 20;
+const SQLITE_RANGE: i32 = 25;
 
 /// `code` is SQLite's extended result code, in decimal.
-fn sqlite_transient(code: &str) -> bool {
-    code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+fn sqlite_class(code: &str) -> Class {
+    match code.parse::<i32>().map(|code| code & 0xff) {
+        Ok(SQLITE_BUSY | SQLITE_LOCKED) => Class::Transient,
+        Ok(SQLITE_TOOBIG | SQLITE_CONSTRAINT | SQLITE_MISMATCH | SQLITE_RANGE) => Class::Refused,
+        _ => Class::Other,
+    }
 }
 
 /// `code` is a Postgres SQLSTATE.
-fn postgres_transient(code: &str) -> bool {
-    // SQLSTATE classes: 08 connection, 28 authorization, 3D no such database,
-    // 40 transaction rollback (serialization, deadlock), 53 insufficient resources,
-    // 57 operator intervention (shutdown, statement timeout); 55P03 lock not available.
-    matches!(code.get(..2), Some("08" | "28" | "3D" | "40" | "53" | "57")) || code == "55P03"
+fn postgres_class(code: &str) -> Class {
+    // Classes 08 connection, 28 authorization, 3D no such database, 40 transaction rollback
+    // (serialization, deadlock), 53 insufficient resources, 57 operator intervention (shutdown,
+    // statement timeout), and 55P03 lock not available; 22 data exception and 23 integrity
+    // constraint violation.
+    match code.get(..2) {
+        Some("08" | "28" | "3D" | "40" | "53" | "57") => Class::Transient,
+        _ if code == "55P03" => Class::Transient,
+        Some("22" | "23") => Class::Refused,
+        _ => Class::Other,
+    }
 }
 
 #[cfg(test)]
@@ -129,16 +152,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transient_codes() {
-        assert!(sqlite_transient("5"));
-        assert!(sqlite_transient("517")); // SQLITE_BUSY_SNAPSHOT
-        assert!(sqlite_transient("262")); // SQLITE_LOCKED_SHAREDCACHE
-        assert!(!sqlite_transient("2067")); // SQLITE_CONSTRAINT_UNIQUE
-        assert!(postgres_transient("08006"));
-        assert!(postgres_transient("40001"));
-        assert!(postgres_transient("57P01"));
-        assert!(postgres_transient("55P03"));
-        assert!(!postgres_transient("23505"));
-        assert!(!postgres_transient("42P01"));
+    fn classes() {
+        let transient = |class| matches!(class, Class::Transient);
+        let refused = |class| matches!(class, Class::Refused);
+        assert!(transient(sqlite_class("5")));
+        assert!(transient(sqlite_class("517"))); // SQLITE_BUSY_SNAPSHOT
+        assert!(transient(sqlite_class("262"))); // SQLITE_LOCKED_SHAREDCACHE
+        assert!(refused(sqlite_class("18")));
+        assert!(matches!(sqlite_class("14"), Class::Other)); // SQLITE_CANTOPEN
+        assert!(transient(postgres_class("08006")));
+        assert!(transient(postgres_class("40001")));
+        assert!(transient(postgres_class("57P01")));
+        assert!(transient(postgres_class("55P03")));
+        assert!(refused(postgres_class("22P05"))); // NUL in jsonb
+        assert!(refused(postgres_class("22021"))); // NUL in text
+        assert!(matches!(postgres_class("42P01"), Class::Other)); // no such table
     }
 }

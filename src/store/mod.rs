@@ -7,6 +7,7 @@
 
 mod batch;
 mod errors;
+mod load;
 mod postgres;
 mod records;
 mod rows;
@@ -80,6 +81,7 @@ pub trait Store: Send + Sync + 'static {
     /// All or nothing. Upserts key on the internal id; the Enode id stays unique (a clash fails
     /// the whole batch with `Conflict`). Only the last write per vehicle in a batch counts. An
     /// upsert for a user that no longer exists is skipped: the user is gone, so is the vehicle.
+    /// A NUL character in the vehicle's JSON is stored as U+FFFD (Postgres cannot store NUL).
     async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), StoreError>;
 
     // Enode webhook deliveries.

@@ -12,10 +12,10 @@ use evconduit_actors::state::VehicleState;
 use futures::TryStreamExt;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::errors::{from_migrate, from_sqlx};
+use super::load::{self, RawVehicle};
 use super::rows;
 use super::{batch, *};
 
@@ -223,14 +223,14 @@ impl Store for PostgresStore {
     }
 
     async fn load_vehicles(&self) -> Result<Vec<VehicleState>, StoreError> {
-        let mut rows = sqlx::query("SELECT id, user_id, data, source, received_at, relink_required FROM vehicles")
-            .fetch(&self.pool);
-        let mut vehicles = Vec::new();
-        // Streamed: rows are decoded while the rest are still arriving.
-        while let Some(row) = rows.try_next().await.map_err(from_sqlx)? {
-            vehicles.push(vehicle_from_row(&row)?);
-        }
-        Ok(vehicles)
+        // As text: the JSON is parsed in parallel off this task (see load.rs), and jsonb's text
+        // form is what its binary form carries anyway.
+        let rows =
+            sqlx::query("SELECT id, user_id, data::text AS data, source, received_at, relink_required FROM vehicles")
+                .fetch(&self.pool)
+                .map_err(from_sqlx)
+                .and_then(|row| std::future::ready(raw_vehicle(&row)));
+        load::decode_all(rows).await
     }
 
     async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), StoreError> {
@@ -380,16 +380,15 @@ fn key_from_row(row: &PgRow) -> Result<ApiKey, StoreError> {
     })
 }
 
-fn vehicle_from_row(row: &PgRow) -> Result<VehicleState, StoreError> {
+fn raw_vehicle(row: &PgRow) -> Result<RawVehicle, StoreError> {
     let internal_id = get(row, "id")?;
     let named = rows::in_vehicle(internal_id);
-    Ok(VehicleState {
+    Ok(RawVehicle {
         internal_id,
         user_id: get(row, "user_id").map_err(&named)?,
-        vehicle: get::<Json<_>>(row, "data").map_err(&named)?.0,
-        source: rows::source(get(row, "source").map_err(&named)?).map_err(&named)?,
+        data: get(row, "data").map_err(&named)?,
+        source: get(row, "source").map_err(&named)?,
         received_at: get(row, "received_at").map_err(&named)?,
         relink_required: get(row, "relink_required").map_err(&named)?,
-        charge_action: None,
     })
 }

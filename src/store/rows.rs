@@ -5,6 +5,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use evconduit_actors::model::Vehicle;
 use evconduit_actors::state::DataSource;
 use evconduit_actors::tier::Tier;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{KeyHash, Role, StoreError};
@@ -26,14 +27,49 @@ pub(crate) fn key_hash(s: &str) -> Result<KeyHash, StoreError> {
 }
 
 /// The vehicle as stored in `vehicles.data`: Enode's JSON, unknown fields included.
+///
+/// Postgres cannot store a NUL character in jsonb, and refusing the write would lose the vehicle
+/// for good (every later state would fail the same way). So on both backends a NUL in any string
+/// or key is stored as U+FFFD, the replacement character.
 pub(crate) fn vehicle_json(vehicle: &Vehicle) -> Result<String, StoreError> {
-    serde_json::to_string(vehicle)
-        .map_err(|e| StoreError::Invalid(format!("vehicle {} cannot be serialised: {e}", vehicle.id)))
+    let unserialisable =
+        |e: serde_json::Error| StoreError::Invalid(format!("vehicle {} cannot be serialised: {e}", vehicle.id));
+    let json = serde_json::to_string(vehicle).map_err(unserialisable)?;
+    // serde_json writes NUL as the escape \u0000. Its absence proves there is none (the common
+    // case costs one scan); its presence may be an escaped backslash followed by "u0000", which
+    // the slow path below leaves alone.
+    if !json.contains("\\u0000") {
+        return Ok(json);
+    }
+    let mut value = serde_json::to_value(vehicle).map_err(unserialisable)?;
+    replace_nul(&mut value);
+    serde_json::to_string(&value).map_err(unserialisable)
+}
+
+fn replace_nul(value: &mut Value) {
+    const REPLACEMENT: &str = "\u{FFFD}";
+    match value {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', REPLACEMENT),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(key, mut v)| {
+                    replace_nul(&mut v);
+                    (key.replace('\0', REPLACEMENT), v)
+                })
+                .collect();
+        }
+        _ => {}
+    }
 }
 
 /// For an error reading a vehicle row: which row.
 pub(crate) fn in_vehicle(internal_id: Uuid) -> impl Fn(StoreError) -> StoreError {
-    move |err| StoreError::Corrupt(format!("vehicle {internal_id}: {err}"))
+    move |err| match err {
+        StoreError::Corrupt(what) => StoreError::Corrupt(format!("vehicle {internal_id}: {what}")),
+        other => other,
+    }
 }
 
 /// Postgres keeps microseconds; SQLite would keep whatever text it is given. Both backends store
@@ -52,6 +88,22 @@ mod tests {
             .map(|t| t.with_timezone(&Utc))
             .expect("valid time");
         assert_eq!(db_time(t).to_rfc3339(), "2026-01-02T03:04:05.123456+00:00");
+    }
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        let mut vehicle = Vehicle { id: "v".into(), ..Vehicle::default() };
+        vehicle.extra.insert("a\0key".into(), serde_json::json!(["x\0y", {"deep": "\0"}]));
+        let json = vehicle_json(&vehicle).expect("serialises");
+        assert!(!json.contains("\\u0000"), "{json}");
+        let back: Value = serde_json::from_str(&json).expect("valid json");
+        assert_eq!(back["a\u{FFFD}key"], serde_json::json!(["x\u{FFFD}y", {"deep": "\u{FFFD}"}]));
+
+        // A literal backslash before "u0000" is not a NUL and stays as it is.
+        vehicle.extra.clear();
+        vehicle.extra.insert("path".into(), serde_json::json!("C:\\u0000"));
+        let json = vehicle_json(&vehicle).expect("serialises");
+        assert_eq!(serde_json::from_str::<Value>(&json).expect("valid json")["path"], "C:\\u0000");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Column types: see migrations/sqlite/0001_schema.sql (uuids as hyphenated TEXT, timestamps as
 //! RFC 3339 TEXT, JSON as TEXT, booleans as INTEGER).
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,11 +16,11 @@ use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::types::Json;
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
 use super::errors::{from_migrate, from_sqlx};
+use super::load::{self, RawVehicle};
 use super::rows::{self, db_time};
 use super::{batch, *};
 
@@ -66,12 +67,15 @@ impl SqliteStore {
                 SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
             (options, pool)
         } else {
+            create_parent_dir(options.get_filename())?;
             let options = options
                 .create_if_missing(true)
                 // WAL: readers do not block the writer nor it them, and a commit is one append.
                 .journal_mode(SqliteJournalMode::Wal)
-                // In WAL mode NORMAL is safe from corruption; a power cut can lose the last
-                // commits, which the write-behind re-sends anyway. FULL would fsync every commit.
+                // NORMAL in WAL mode cannot corrupt the database, and a process crash loses
+                // nothing; only a power cut or OS crash can lose the latest commits. FULL would
+                // fsync on every commit, which the write-behind pays at every batch. For an
+                // embedded, laptop-sized store that trade is right; production runs Postgres.
                 .synchronous(SqliteSynchronous::Normal);
             let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS);
             (options, pool)
@@ -88,6 +92,16 @@ impl SqliteStore {
     /// at once with SQLITE_BUSY instead of waiting out the busy timeout.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)
+    }
+}
+
+/// `sqlite://data/evconduit.db` should work on a fresh checkout or volume: SQLite creates the
+/// file but not its directory.
+fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create the database's directory: {e}"))),
+        _ => Ok(()),
     }
 }
 
@@ -248,14 +262,11 @@ impl Store for SqliteStore {
     }
 
     async fn load_vehicles(&self) -> Result<Vec<VehicleState>, StoreError> {
-        let mut rows = sqlx::query("SELECT id, user_id, data, source, received_at, relink_required FROM vehicles")
-            .fetch(&self.pool);
-        let mut vehicles = Vec::new();
-        // Streamed: each row is decoded while SQLite produces the next one.
-        while let Some(row) = rows.try_next().await.map_err(from_sqlx)? {
-            vehicles.push(vehicle_from_row(&row)?);
-        }
-        Ok(vehicles)
+        let rows = sqlx::query("SELECT id, user_id, data, source, received_at, relink_required FROM vehicles")
+            .fetch(&self.pool)
+            .map_err(from_sqlx)
+            .and_then(|row| std::future::ready(raw_vehicle(&row)));
+        load::decode_all(rows).await
     }
 
     async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), StoreError> {
@@ -367,16 +378,15 @@ fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
     })
 }
 
-fn vehicle_from_row(row: &SqliteRow) -> Result<VehicleState, StoreError> {
+fn raw_vehicle(row: &SqliteRow) -> Result<RawVehicle, StoreError> {
     let internal_id = uuid(row, "id")?;
     let named = rows::in_vehicle(internal_id);
-    Ok(VehicleState {
+    Ok(RawVehicle {
         internal_id,
         user_id: uuid(row, "user_id").map_err(&named)?,
-        vehicle: get::<Json<_>>(row, "data").map_err(&named)?.0,
-        source: rows::source(get(row, "source").map_err(&named)?).map_err(&named)?,
+        data: get(row, "data").map_err(&named)?,
+        source: get(row, "source").map_err(&named)?,
         received_at: get(row, "received_at").map_err(&named)?,
         relink_required: get(row, "relink_required").map_err(&named)?,
-        charge_action: None,
     })
 }

@@ -1,0 +1,139 @@
+//! How fast the write-behind path (`write_vehicles`) and the start-up load (`load_vehicles`) are,
+//! on both backends. A measurement, not a conformance check, so it is ignored by default; run it
+//! on an optimised build:
+//!
+//! ```sh
+//! cargo nextest run --release -p evconduit --test store_throughput --run-ignored only --no-capture
+//! ```
+//!
+//! It still asserts a floor well below what it measures, so a change that makes the store an
+//! order of magnitude slower cannot go unnoticed by whoever runs it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use evconduit::store::testing::TestDatabase;
+use evconduit::store::{NewUser, Role, Store};
+use evconduit_actors::model::Vehicle;
+use evconduit_actors::ports::VehicleWrite;
+use evconduit_actors::state::{DataSource, VehicleState};
+use evconduit_actors::tier::Tier;
+use uuid::Uuid;
+
+const VEHICLES: usize = 100_000;
+const USERS: usize = 1_000;
+/// The write-behind's default batch size (WriteBehindConfig::default).
+const BATCH: usize = 500;
+/// Floors: a tenth of the targets (thousands of vehicles per second written, 100 000 loaded in
+/// about a second).
+const MIN_WRITES_PER_SEC: f64 = 1_000.0;
+const MAX_LOAD: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "measurement: run with --release --run-ignored only"]
+async fn sqlite() {
+    let db = TestDatabase::sqlite();
+    measure("sqlite", &db).await;
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "measurement: run with --release --run-ignored only"]
+async fn postgres() {
+    let Some(db) = TestDatabase::postgres().await else { return };
+    measure("postgres", &db).await;
+    db.drop_db().await;
+}
+
+async fn measure(backend: &str, db: &TestDatabase) {
+    let store = db.store().await.expect("connect and migrate");
+    let users = create_users(store.as_ref()).await;
+    let template: Vehicle =
+        serde_json::from_str(include_str!("fixtures/vehicle.json")).expect("fixture vehicle parses");
+    let received_at: DateTime<Utc> = Utc::now();
+    let states: Vec<Arc<VehicleState>> = (0..VEHICLES)
+        .map(|i| {
+            let mut vehicle = template.clone();
+            vehicle.id = format!("enode-{i:06}");
+            Arc::new(VehicleState {
+                internal_id: Uuid::new_v4(),
+                user_id: users[i % USERS],
+                vehicle,
+                source: DataSource::Webhook,
+                received_at,
+                relink_required: false,
+                charge_action: None,
+            })
+        })
+        .collect();
+
+    let inserted = write_all(store.as_ref(), &states).await;
+    report(backend, "insert", inserted);
+
+    // The steady state: every vehicle already has a row and the upsert updates it.
+    let updated_states: Vec<Arc<VehicleState>> = states
+        .iter()
+        .map(|state| {
+            let mut state = VehicleState::clone(state);
+            state.vehicle.charge_state.battery_level = Some(42.0);
+            state.source = DataSource::Refresh;
+            Arc::new(state)
+        })
+        .collect();
+    let updated = write_all(store.as_ref(), &updated_states).await;
+    report(backend, "update", updated);
+
+    let started = Instant::now();
+    let loaded = store.load_vehicles().await.expect("load");
+    let load = started.elapsed();
+    eprintln!(
+        "{backend}: load_vehicles {} vehicles in {load:.2?} ({:.0} vehicles/s)",
+        loaded.len(),
+        loaded.len() as f64 / load.as_secs_f64()
+    );
+
+    assert_eq!(loaded.len(), VEHICLES);
+    assert!(loaded.iter().all(|v| v.source == DataSource::Refresh));
+    assert!(load < MAX_LOAD, "{backend}: loading {VEHICLES} vehicles took {load:?}");
+    for (what, elapsed) in [("insert", inserted), ("update", updated)] {
+        let rate = VEHICLES as f64 / elapsed.as_secs_f64();
+        assert!(rate > MIN_WRITES_PER_SEC, "{backend}: {what} at {rate:.0} vehicles/s");
+    }
+}
+
+async fn create_users(store: &dyn Store) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(USERS);
+    for i in 0..USERS {
+        let user = NewUser {
+            id: Uuid::new_v4(),
+            email: format!("driver{i}@example.com"),
+            name: None,
+            role: Role::User,
+            tier: Tier::Basic,
+            trial_ends_at: None,
+            created_at: Utc::now(),
+        };
+        ids.push(store.create_user(&user).await.expect("create user").id);
+    }
+    ids
+}
+
+/// Writes every state in write-behind-sized batches, one after another as the write-behind
+/// does; returns the total time.
+async fn write_all(store: &dyn Store, states: &[Arc<VehicleState>]) -> Duration {
+    let batches: Vec<Vec<VehicleWrite>> =
+        states.chunks(BATCH).map(|chunk| chunk.iter().cloned().map(VehicleWrite::Upsert).collect()).collect();
+    let started = Instant::now();
+    for batch in &batches {
+        store.write_vehicles(batch).await.expect("write batch");
+    }
+    started.elapsed()
+}
+
+fn report(backend: &str, what: &str, elapsed: Duration) {
+    eprintln!(
+        "{backend}: write_vehicles {what} {VEHICLES} vehicles in batches of {BATCH}: {elapsed:.2?} ({:.0} vehicles/s)",
+        VEHICLES as f64 / elapsed.as_secs_f64()
+    );
+}
