@@ -104,7 +104,11 @@ impl App {
                 wanted_window: Duration::from_secs(config.wanted_window_secs),
             },
             Arc::clone(&stream),
-            RefreshConfig { concurrency: config.refresh_concurrency, ..RefreshConfig::default() },
+            RefreshConfig {
+                concurrency: config.refresh_concurrency,
+                retry_base: Duration::from_secs(config.refresh_retry_base_secs.max(1)),
+                ..RefreshConfig::default()
+            },
         );
 
         let mut background =

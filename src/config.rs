@@ -97,6 +97,9 @@ pub struct Config {
     pub wanted_window_secs: u64,
     /// Refreshes in flight at once (each still waits for a budget permit).
     pub refresh_concurrency: usize,
+    /// First wait before refreshing a vehicle again after its refresh failed, in seconds
+    /// (doubles per failure, up to 30 minutes).
+    pub refresh_retry_base_secs: u64,
     /// `POST /api/ha/refresh` sends Enode a refresh hint for a vehicle at most this often, in seconds.
     pub refresh_hint_cooldown_secs: u64,
     /// Tiers allowed to start and stop charging (comma-separated).
@@ -154,6 +157,7 @@ impl Default for Config {
             freshness_free_secs: 30 * 60,
             wanted_window_secs: 30 * 60,
             refresh_concurrency: 4,
+            refresh_retry_base_secs: 30,
             refresh_hint_cooldown_secs: 5 * 60,
             charging_tiers: vec!["basic".to_owned(), "pro".to_owned()],
             command_timeout_ms: 30_000,

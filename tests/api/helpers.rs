@@ -9,9 +9,11 @@ use evconduit::accounts::{self, UserSpec};
 use evconduit::app::App;
 use evconduit::config::{Config, Secret};
 use evconduit::enode::signature;
+use evconduit::enode::sim::{EnodeSim, SimConfig, SimHandle};
 use evconduit::http::AppState;
 use evconduit::store::testing::TestDatabase;
 use evconduit::store::{Role, Store};
+use evconduit_actors::ports::{Clock, SystemClock};
 use evconduit_actors::tier::Tier;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -84,9 +86,14 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(config: Config) -> Self {
-        let app = App::build(config).await.expect("app builds");
+        Self::start_on(bind().await, config, Arc::new(SystemClock)).await
+    }
+
+    /// Starts on an already bound listener (so the config can name its address, e.g. as
+    /// `public_url`) with the given clock.
+    pub async fn start_on(listener: tokio::net::TcpListener, config: Config, clock: Arc<dyn Clock>) -> Self {
+        let app = App::build_with_clock(config, clock).await.expect("app builds");
         let state = app.state().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.serve(listener, async {
@@ -170,6 +177,40 @@ impl TestApp {
         }
         panic!("timed out waiting for status of {id}: {what}");
     }
+}
+
+pub async fn bind() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind")
+}
+
+/// The simulator on a free port, with a fleet of `vehicles` and a quiet default rhythm.
+pub async fn start_sim(config: SimConfig) -> SimHandle {
+    EnodeSim::start(config, bind().await).await.expect("simulator starts")
+}
+
+/// Points the service's Enode client at the simulator and its webhook subscription at `public`.
+pub fn use_sim(config: &mut Config, sim: &SimHandle, public: SocketAddr) {
+    config.enode_client_id = sim.client_id().to_owned();
+    config.enode_client_secret = Secret::new(sim.client_secret());
+    config.enode_api_url = sim.base_url().to_owned();
+    config.enode_token_url = sim.token_url();
+    config.public_url = format!("http://{public}");
+}
+
+/// Polls `check` until it holds (generous: the machine is shared and slow under load).
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for: {what}");
 }
 
 pub fn assert_json(response: &reqwest::Response) {

@@ -1,8 +1,15 @@
 //! End-to-end tests of the HTTP API: the real app on a real socket (port 0), a real database
-//! (SQLite, and Postgres on the local server), real HTTP. One binary, one module per feature.
+//! (SQLite, and Postgres on the local server), real HTTP, and the Enode simulator as Enode.
+//! One binary, one module per feature.
 
+mod budget;
+mod charging;
+mod freshness;
 mod helpers;
+mod lifecycle;
+mod linking;
 mod reads;
 mod restart;
 mod supervision;
 mod webhook;
+mod world;

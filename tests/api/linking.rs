@@ -1,0 +1,69 @@
+//! Linking cars through Enode link sessions, tier vehicle limits, unlinking.
+
+use evconduit_actors::tier::Tier;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::world::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_link_flow_over_real_http() {
+    let world = World::start(quiet_sim(), |_| {}).await;
+    let (_, key) = world.user("linker@example.com", Tier::Pro).await;
+    let ids = world.link(&key, "TESLA").await;
+    let (status, body) = world.app.get_json(&key, &format!("/api/status/{}", ids[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["vendor"], "TESLA");
+    assert!(body["vehicleName"].is_string());
+    let (_, list) = world.app.get_json(&key, "/api/user/vehicles").await;
+    assert_eq!(list.as_array().unwrap().len(), ids.len());
+    // Listing never asks Enode.
+    let before = world.sim.stats().api_requests;
+    world.app.get_json(&key, "/api/user/vehicles").await;
+    assert_eq!(world.sim.stats().api_requests, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tier_vehicle_limit_refuses_more_links() {
+    let world = World::start(quiet_sim(), |_| {}).await;
+    let (_, key) = world.user("free@example.com", Tier::Free).await;
+    world.link(&key, "XPENG").await;
+    let response = world
+        .app
+        .http
+        .post(world.app.url("/api/user/link-vehicle"))
+        .bearer_auth(&key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("free"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlinking_a_vendor_removes_its_cars() {
+    let world = World::start(quiet_sim(), |_| {}).await;
+    let (_, key) = world.user("unlink@example.com", Tier::Pro).await;
+    let tesla = world.link(&key, "TESLA").await;
+    let nio = world.link(&key, "NIO").await;
+    let response = world
+        .app
+        .http
+        .post(world.app.url("/api/user/unlink"))
+        .bearer_auth(&key)
+        .json(&json!({"vendor": "tesla"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for id in &tesla {
+        let (status, _) = world.app.get_json(&key, &format!("/api/status/{id}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, _) = world.app.get_json(&key, &format!("/api/status/{}", nio[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    let bad = world.app.http.post(world.app.url("/api/user/unlink")).bearer_auth(&key).json(&json!({})).send().await;
+    assert_eq!(bad.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
