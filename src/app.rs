@@ -111,8 +111,12 @@ impl App {
             },
         );
 
-        let mut background =
-            vec![tokio::spawn(Arc::clone(&accounts).run_sync(Duration::from_millis(config.key_revocation_poll_ms)))];
+        let retention =
+            chrono::Duration::days(i64::try_from(config.webhook_delivery_retention_days).unwrap_or(i64::MAX));
+        let mut background = vec![
+            tokio::spawn(Arc::clone(&accounts).run_sync(Duration::from_millis(config.key_revocation_poll_ms))),
+            tokio::spawn(prune_deliveries(Arc::clone(&store), Arc::clone(&clock), retention)),
+        ];
         if enode.is_some() {
             background.push(tokio::spawn(refresh.clone().run()));
         }
@@ -186,6 +190,22 @@ impl App {
         flushed.context("flushing vehicle state to the store")?;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// How often remembered delivery ids are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Forgets delivery ids older than `retention`, hourly, so the table does not grow forever.
+async fn prune_deliveries(store: Arc<dyn store::Store>, clock: Arc<dyn Clock>, retention: chrono::Duration) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        match store.prune_deliveries(clock.now() - retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "forgot old webhook delivery ids"),
+            Err(err) => tracing::warn!(error = %err, "could not prune old webhook delivery ids"),
+        }
     }
 }
 

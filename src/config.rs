@@ -32,6 +32,9 @@ pub struct Config {
     pub enode_webhook_secrets: Vec<Secret>,
     /// Largest webhook body accepted, in bytes (Enode sends at most 100 events).
     pub enode_webhook_max_body_bytes: usize,
+    /// How long delivery ids are remembered (to refuse replays), in days. Enode retries a
+    /// delivery for 24 hours, so anything above a day is safe.
+    pub webhook_delivery_retention_days: u64,
     /// The Enode client id (the user name of the client-credentials grant).
     pub enode_client_id: String,
     /// The Enode client secret. Never logged; prefer `EVCONDUIT_ENODE_CLIENT_SECRET_FILE`.
@@ -129,6 +132,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             enode_webhook_secrets: Vec::new(),
             enode_webhook_max_body_bytes: 5 * 1024 * 1024,
+            webhook_delivery_retention_days: 7,
             enode_client_id: String::new(),
             enode_client_secret: Secret::new(""),
             enode_api_url: "https://enode-api.production.enode.io".to_owned(),
@@ -303,6 +307,11 @@ impl Config {
         }
         if !self.public_url.is_empty() && url::Url::parse(&self.public_url).is_err() {
             return Err(ConfigError::Invalid("public_url must be an absolute URL".into()));
+        }
+        if self.webhook_delivery_retention_days < 2 {
+            return Err(ConfigError::Invalid(
+                "webhook_delivery_retention_days must be at least 2 (Enode retries deliveries for a day)".into(),
+            ));
         }
         if self.refresh_concurrency == 0 {
             return Err(ConfigError::Invalid("refresh_concurrency must be at least 1".into()));

@@ -107,14 +107,26 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// The actors see the store through their `StateStore` port.
 pub struct ActorStateStore(pub Arc<dyn Store>);
 
+/// Longest a write-behind or restore call may take. A database that stops answering mid-query
+/// (a dropped network) would otherwise hold the write-behind forever; timing out makes it
+/// retry, with nothing lost (the batch stays queued).
+const STATE_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[async_trait]
 impl StateStore for ActorStateStore {
     async fn load_vehicles(&self) -> Result<Vec<VehicleState>, PortError> {
-        self.0.load_vehicles().await.map_err(into_port_error)
+        timed(self.0.load_vehicles()).await
     }
 
     async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), PortError> {
-        self.0.write_vehicles(batch).await.map_err(into_port_error)
+        timed(self.0.write_vehicles(batch)).await
+    }
+}
+
+async fn timed<T>(call: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, PortError> {
+    match tokio::time::timeout(STATE_STORE_TIMEOUT, call).await {
+        Ok(result) => result.map_err(into_port_error),
+        Err(_) => Err(PortError::retryable("the database did not answer in time")),
     }
 }
 
