@@ -67,3 +67,30 @@ async fn unlinking_a_vendor_removes_its_cars() {
     let bad = world.app.http.post(world.app.url("/api/user/unlink")).bearer_auth(&key).json(&json!({})).send().await;
     assert_eq!(bad.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_now_hints_enode_once_per_cooldown_and_answers_at_once() {
+    let world = World::start(quiet_sim(), |config| config.refresh_hint_cooldown_secs = 300).await;
+    let (_, key) = world.user("hint@example.com", Tier::Pro).await;
+    let ids = world.link(&key, "TESLA").await;
+    let hint = || async {
+        let response = world.app.http.post(world.app.url("/api/ha/refresh")).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()
+    };
+    let first = hint().await;
+    assert_eq!(first["status"], "ok");
+    assert_eq!(first["vehicles_updated"], ids.len());
+    assert!(first["message"].is_string());
+    let route = "POST /vehicles/{id}/refresh-hint";
+    crate::helpers::eventually("the hints reached Enode", std::time::Duration::from_secs(20), || async {
+        world.sim.stats().count_route(route) == ids.len() as u64
+    })
+    .await;
+    // Within the cooldown: nothing more is sent to Enode.
+    let second = hint().await;
+    assert_eq!(second["status"], "cooldown");
+    assert_eq!(second["vehicles_updated"], 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(world.sim.stats().count_route(route), ids.len() as u64);
+}
