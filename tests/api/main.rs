@@ -4,6 +4,7 @@
 
 mod budget;
 mod charging;
+mod database_outage;
 mod freshness;
 mod helpers;
 mod lifecycle;
