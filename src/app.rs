@@ -14,6 +14,7 @@ use evconduit_actors::fleet::{Fleet, FleetConfig};
 use evconduit_actors::freshness::{FreshnessPolicy, WebhookStream};
 use evconduit_actors::ports::{Clock, NoUpstream, SystemClock, Upstream};
 use evconduit_actors::refresh::{RefreshConfig, RefreshScheduler};
+use evconduit_actors::sessions::SessionDetector;
 use evconduit_actors::snapshot::SnapshotBoard;
 use evconduit_actors::vehicle::{CommandConfig, VehicleContext};
 use evconduit_actors::write_behind::{WriteBehind, WriteBehindConfig};
@@ -27,7 +28,7 @@ use crate::enode::client::{Client, ClientConfig};
 use crate::http::refresh::HintCooldowns;
 use crate::http::{self, AppState};
 use crate::ingest::WebhookIngest;
-use crate::store::{self, ActorStateStore};
+use crate::store::{self, ActorSessionStore, ActorStateStore};
 use crate::subscription::SubscriptionKeeper;
 use crate::upstream::EnodeUpstream;
 
@@ -44,6 +45,7 @@ pub struct App {
     write_behind_task: JoinHandle<()>,
     /// Background work stopped (aborted) at shutdown; none of it holds data that must be flushed.
     background: Vec<JoinHandle<()>>,
+    session_writer_task: JoinHandle<()>,
 }
 
 impl App {
@@ -83,7 +85,17 @@ impl App {
             None => Arc::new(NoUpstream),
         };
 
+        // Open charging sessions are loaded before the fleet is restored, so a vehicle that was
+        // charging at the restart continues its session.
+        let sessions = Arc::new(
+            SessionDetector::load(Arc::new(ActorSessionStore(Arc::clone(&store))), Arc::clone(&clock))
+                .await
+                .context("restoring charging sessions")?,
+        );
+        let session_writer_task = tokio::spawn(sessions.writer().clone().run());
+
         let mut context = VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind.clone(), Arc::clone(&clock));
+        context.listeners.push(sessions.clone());
         context.upstream = Arc::clone(&upstream);
         context.commands = CommandConfig {
             poll_after: Duration::from_secs(config.action_poll_secs),
@@ -150,8 +162,9 @@ impl App {
             refresh,
             hints,
             subscription,
+            sessions,
         };
-        Ok(Self { state, write_behind, write_behind_task, background })
+        Ok(Self { state, write_behind, write_behind_task, background, session_writer_task })
     }
 
     pub fn state(&self) -> &AppState {
@@ -184,6 +197,12 @@ impl App {
         self.write_behind.stop();
         let _ = self.write_behind_task.await;
         let flushed = self.write_behind.flush(FLUSH_TIMEOUT).await;
+        let sessions = self.state.sessions.writer();
+        sessions.stop();
+        let _ = self.session_writer_task.await;
+        if let Err(err) = sessions.flush(FLUSH_TIMEOUT).await {
+            tracing::error!(error = %err, "could not write charging sessions at shutdown");
+        }
         if let Err(err) = self.state.accounts.flush_key_use().await {
             tracing::warn!(error = %err, "could not record key use at shutdown");
         }

@@ -79,6 +79,10 @@ conformance!(
     large_batch_round_trips,
 );
 
+// Conformance of the charging-session methods, in its own file (same macro, same helpers).
+#[path = "store/sessions.rs"]
+mod sessions;
+
 // ---- helpers ----------------------------------------------------------------------------------
 
 async fn open(db: &TestDatabase) -> Arc<dyn Store> {

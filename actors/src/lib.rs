@@ -9,6 +9,7 @@ pub mod freshness;
 pub mod model;
 pub mod ports;
 pub mod refresh;
+pub mod sessions;
 pub mod snapshot;
 pub mod state;
 pub mod status;

@@ -143,3 +143,16 @@ impl Upstream for NoUpstream {
 fn not_configured() -> UpstreamError {
     UpstreamError::Unavailable { retry_after: None, detail: "Enode is not configured on this server".into() }
 }
+
+/// Durable charging sessions and the electricity rates their costs come from (see `sessions`).
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Sessions still open (no end time): restored at start, so a restart mid-charge continues
+    /// the same session instead of starting a new one.
+    async fn load_open_sessions(&self) -> Result<Vec<crate::sessions::ChargingSession>, PortError>;
+    /// Every user's electricity rate, restored at start.
+    async fn load_electricity_rates(&self) -> Result<Vec<(Uuid, crate::sessions::ElectricityRate)>, PortError>;
+    /// Applies the batch atomically. An upsert never overwrites a session's odometer (the user
+    /// sets that through the API).
+    async fn write_sessions(&self, batch: &[crate::sessions::SessionWrite]) -> Result<(), PortError>;
+}

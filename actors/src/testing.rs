@@ -240,3 +240,55 @@ impl crate::ports::Audience for FixedAudience {
         self.pushed.lock().unwrap_or_else(|p| p.into_inner()).contains(&internal_id)
     }
 }
+
+/// A `SessionStore` in a map.
+#[derive(Default)]
+pub struct MemorySessionStore {
+    sessions: Mutex<HashMap<Uuid, crate::sessions::ChargingSession>>,
+    rates: Mutex<HashMap<Uuid, crate::sessions::ElectricityRate>>,
+}
+
+impl MemorySessionStore {
+    /// Every session, by start time.
+    pub fn sessions(&self) -> Vec<crate::sessions::ChargingSession> {
+        let mut all: Vec<_> = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        all.sort_by_key(|s| s.start_time);
+        all
+    }
+
+    pub fn set_rate(&self, user_id: Uuid, rate: crate::sessions::ElectricityRate) {
+        self.rates.lock().unwrap_or_else(|p| p.into_inner()).insert(user_id, rate);
+    }
+}
+
+#[async_trait]
+impl crate::ports::SessionStore for MemorySessionStore {
+    async fn load_open_sessions(&self) -> Result<Vec<crate::sessions::ChargingSession>, PortError> {
+        Ok(self.sessions().into_iter().filter(|s| s.is_open()).collect())
+    }
+
+    async fn load_electricity_rates(&self) -> Result<Vec<(Uuid, crate::sessions::ElectricityRate)>, PortError> {
+        Ok(self.rates.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (*k, v.clone())).collect())
+    }
+
+    async fn write_sessions(&self, batch: &[crate::sessions::SessionWrite]) -> Result<(), PortError> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        for write in batch {
+            match write {
+                crate::sessions::SessionWrite::Upsert(session) => {
+                    let mut session = (**session).clone();
+                    // As the SQL stores do: an upsert keeps the odometer of a stored session
+                    // (the user may have corrected it).
+                    if let Some(stored) = map.get(&session.id) {
+                        session.odometer_km = stored.odometer_km;
+                    }
+                    map.insert(session.id, session);
+                }
+                crate::sessions::SessionWrite::Delete(id) => {
+                    map.remove(id);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -11,6 +11,7 @@ pub mod health;
 pub mod json;
 pub mod link;
 pub mod refresh;
+pub mod sessions;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use axum::Router;
 use evconduit_actors::fleet::Fleet;
 use evconduit_actors::ports::Clock;
 use evconduit_actors::refresh::RefreshScheduler;
+use evconduit_actors::sessions::SessionDetector;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub hints: Arc<refresh::HintCooldowns>,
     /// Keeps Enode's webhook pointed here; None when no public URL or credentials are configured.
     pub subscription: Option<Arc<SubscriptionKeeper>>,
+    /// Charging sessions in progress and every user's electricity rate.
+    pub sessions: Arc<SessionDetector>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -52,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(charging::router())
         .merge(link::router())
         .merge(refresh::router())
+        .merge(sessions::router())
         .merge(webhooks::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("no such route") })

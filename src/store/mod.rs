@@ -9,9 +9,12 @@ mod batch;
 mod errors;
 mod load;
 mod postgres;
+mod postgres_sessions;
 mod records;
 mod rows;
+mod sessions_port;
 mod sqlite;
+mod sqlite_sessions;
 pub mod testing;
 
 use std::sync::Arc;
@@ -19,11 +22,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use evconduit_actors::ports::{PortError, StateStore, VehicleWrite};
+use evconduit_actors::sessions::{ChargingSession, ElectricityRate, SessionWrite};
 use evconduit_actors::state::VehicleState;
 use uuid::Uuid;
 
 pub use postgres::PostgresStore;
 pub use records::*;
+pub use sessions_port::ActorSessionStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +95,34 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets deliveries received before `before` (Enode stops retrying a delivery after a while,
     /// so old ids only take space). Returns how many were removed.
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // Charging sessions (detected by the actors, written behind) and electricity rates.
+    /// Sessions without an end time, ordered by start time then id.
+    async fn load_open_sessions(&self) -> Result<Vec<ChargingSession>, StoreError>;
+    /// All or nothing. An upsert keys on the session id and, for an existing session, changes
+    /// neither `odometer_km` (the user's to correct) nor `created_at`. An upsert for a user that
+    /// no longer exists is skipped. A delete of an unknown session does nothing.
+    async fn write_sessions(&self, batch: &[SessionWrite]) -> Result<(), StoreError>;
+    /// A user's closed sessions with `start_time > since` (all when None), ordered by start time
+    /// then id, at most `limit`.
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<ChargingSession>, StoreError>;
+    /// Sets the odometer of the vehicle's latest session (by start time, open or closed) and
+    /// returns that session, or None when the vehicle has none.
+    async fn set_latest_session_odometer(
+        &self,
+        vehicle_id: Uuid,
+        odometer_km: f64,
+    ) -> Result<Option<ChargingSession>, StoreError>;
+    /// Inserts or replaces the user's rate.
+    async fn set_electricity_rate(&self, user_id: Uuid, rate: &ElectricityRate) -> Result<(), StoreError>;
+    async fn electricity_rate(&self, user_id: Uuid) -> Result<Option<ElectricityRate>, StoreError>;
+    /// Every user's rate.
+    async fn load_electricity_rates(&self) -> Result<Vec<(Uuid, ElectricityRate)>, StoreError>;
 }
 
 /// Opens the store the URL names: `sqlite://path` (file created if missing, `sqlite::memory:` for
@@ -130,7 +163,7 @@ async fn timed<T>(call: impl std::future::Future<Output = Result<T, StoreError>>
     }
 }
 
-fn into_port_error(err: StoreError) -> PortError {
+pub(crate) fn into_port_error(err: StoreError) -> PortError {
     match err {
         StoreError::Unavailable(_) => PortError::retryable(err.to_string()),
         _ => PortError::permanent(err.to_string()),

@@ -72,6 +72,16 @@ pub(crate) fn in_vehicle(internal_id: Uuid) -> impl Fn(StoreError) -> StoreError
     }
 }
 
+/// For an error reading a charging session row: which row.
+pub(crate) fn in_session(id: Uuid) -> impl Fn(StoreError) -> StoreError {
+    move |err| StoreError::Corrupt(format!("charging session {id}: {err}"))
+}
+
+/// A count column (never negative by the schema's CHECK).
+pub(crate) fn count<T: TryInto<u32> + Copy + std::fmt::Display>(n: T) -> Result<u32, StoreError> {
+    n.try_into().map_err(|_| StoreError::Corrupt(format!("count out of range: {n}")))
+}
+
 /// Postgres keeps microseconds; SQLite would keep whatever text it is given. Both backends store
 /// times cut to the microsecond so they give back the same value.
 pub(crate) fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {

@@ -22,7 +22,7 @@ use uuid::fmt::Hyphenated;
 use super::errors::{from_migrate, from_sqlx};
 use super::load::{self, RawVehicle};
 use super::rows::{self, db_time};
-use super::{batch, *};
+use super::{batch, sqlite_sessions, *};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -340,6 +340,46 @@ impl Store for SqliteStore {
             .await
             .map(|r| r.rows_affected())
             .map_err(from_sqlx)
+    }
+
+    async fn load_open_sessions(&self) -> Result<Vec<ChargingSession>, StoreError> {
+        sqlite_sessions::load_open_sessions(&self.pool).await
+    }
+
+    async fn write_sessions(&self, batch: &[SessionWrite]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        sqlite_sessions::write_sessions(self.begin_write().await?, batch).await
+    }
+
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<ChargingSession>, StoreError> {
+        sqlite_sessions::list_sessions(&self.pool, user_id, since, limit).await
+    }
+
+    async fn set_latest_session_odometer(
+        &self,
+        vehicle_id: Uuid,
+        odometer_km: f64,
+    ) -> Result<Option<ChargingSession>, StoreError> {
+        sqlite_sessions::set_latest_session_odometer(&self.pool, vehicle_id, odometer_km).await
+    }
+
+    async fn set_electricity_rate(&self, user_id: Uuid, rate: &ElectricityRate) -> Result<(), StoreError> {
+        sqlite_sessions::set_electricity_rate(&self.pool, user_id, rate).await
+    }
+
+    async fn electricity_rate(&self, user_id: Uuid) -> Result<Option<ElectricityRate>, StoreError> {
+        sqlite_sessions::electricity_rate(&self.pool, user_id).await
+    }
+
+    async fn load_electricity_rates(&self) -> Result<Vec<(Uuid, ElectricityRate)>, StoreError> {
+        sqlite_sessions::load_electricity_rates(&self.pool).await
     }
 }
 

@@ -239,3 +239,46 @@ pub fn updated_event(vehicle_id: &str, user_id: &str, last_seen: &str, battery: 
 pub fn batch(events: &[Value]) -> Vec<u8> {
     serde_json::to_vec(events).expect("serialise batch")
 }
+
+impl TestApp {
+    pub async fn post_json(&self, key: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self.http.post(self.url(path)).bearer_auth(key).json(body).send().await.expect("request");
+        let status = response.status();
+        assert_json(&response);
+        (status, response.json().await.expect("json body"))
+    }
+}
+
+/// Polls `check` until it gives Some, for up to `timeout` (generous: a loaded 2-core machine).
+pub async fn eventually_some<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `updated_event` with the charge port in `power_delivery_state` (and the flags that go with it).
+pub fn charge_event(
+    vehicle_id: &str,
+    user_id: &str,
+    last_seen: &str,
+    battery: u32,
+    power_delivery_state: &str,
+) -> Value {
+    let mut event = updated_event(vehicle_id, user_id, last_seen, battery);
+    let charge = &mut event["vehicle"]["chargeState"];
+    let charging = power_delivery_state == "PLUGGED_IN:CHARGING";
+    charge["powerDeliveryState"] = power_delivery_state.into();
+    charge["isCharging"] = charging.into();
+    charge["isPluggedIn"] = power_delivery_state.starts_with("PLUGGED_IN").into();
+    charge["chargeRate"] = if charging { 11.0.into() } else { Value::Null };
+    event
+}

@@ -11,6 +11,7 @@ mod lifecycle;
 mod linking;
 mod reads;
 mod restart;
+mod sessions;
 mod supervision;
 mod webhook;
 mod world;

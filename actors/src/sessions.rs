@@ -1,0 +1,98 @@
+//! Charging sessions, detected by the service itself from each vehicle's state stream (Enode
+//! has no sessions to ask for). `SessionDetector` is a `ChangeListener`: every new snapshot of a
+//! vehicle goes through that vehicle's `Tracker` (the state machine, in `tracker`), and what it
+//! decides is written to the store behind (`SessionWriter`), never waited for.
+
+mod record;
+mod tracker;
+mod writer;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use uuid::Uuid;
+
+pub use record::{ChargingSession, ElectricityRate, SessionWrite};
+pub use tracker::{Observation, Owner, Plug, Step, Tracker};
+pub use writer::SessionWriter;
+
+use crate::ports::{ChangeListener, Clock, PortError, SessionStore};
+use crate::snapshot::Snapshot;
+use crate::state::DataSource;
+
+pub struct SessionDetector {
+    /// One tracker per vehicle (internal id). Calls for one vehicle never overlap (they come from
+    /// its actor), so the map's shard lock is the only lock needed.
+    trackers: DashMap<Uuid, Tracker>,
+    /// Every user's electricity rate, kept in memory so closing a session needs no query.
+    rates: DashMap<Uuid, ElectricityRate>,
+    writer: SessionWriter,
+    clock: Arc<dyn Clock>,
+}
+
+impl SessionDetector {
+    /// Restores the open sessions and the rates. Call before the fleet is restored, so a vehicle
+    /// that was charging at the restart continues its session.
+    pub async fn load(store: Arc<dyn SessionStore>, clock: Arc<dyn Clock>) -> Result<Self, PortError> {
+        let trackers = DashMap::new();
+        for session in store.load_open_sessions().await? {
+            trackers.insert(session.vehicle_id, Tracker::resume(session));
+        }
+        let rates = store.load_electricity_rates().await?.into_iter().collect();
+        tracing::info!(open_sessions = trackers.len(), "charging sessions restored");
+        Ok(Self { trackers, rates, writer: SessionWriter::new(store), clock })
+    }
+
+    /// The writer, to run on its own task and to flush at shutdown.
+    pub fn writer(&self) -> &SessionWriter {
+        &self.writer
+    }
+
+    /// Sets a user's rate (already stored by the caller): sessions ending from now on carry it.
+    pub fn set_rate(&self, user_id: Uuid, rate: ElectricityRate) {
+        self.rates.insert(user_id, rate);
+    }
+
+    pub fn rate(&self, user_id: Uuid) -> Option<ElectricityRate> {
+        self.rates.get(&user_id).map(|r| r.clone())
+    }
+
+    /// The vehicle's open session, if it is charging now.
+    pub fn open_session(&self, vehicle_id: Uuid) -> Option<ChargingSession> {
+        self.trackers.get(&vehicle_id).and_then(|t| t.open_session().cloned())
+    }
+}
+
+impl ChangeListener for SessionDetector {
+    fn on_change(&self, previous: Option<&Arc<Snapshot>>, current: &Arc<Snapshot>) {
+        let state = &current.state;
+        let obs = Observation::of(state);
+        let owner = Owner::of(state);
+        let now = self.clock.now();
+        let mut tracker = self.trackers.entry(state.internal_id).or_default();
+        let step = if previous.is_none() && state.source == DataSource::Restored {
+            tracker.restored(&obs, &owner, now)
+        } else {
+            tracker.observe(&obs, &owner, now, || self.rate(state.user_id))
+        };
+        drop(tracker);
+        match step {
+            Step::Nothing => {}
+            Step::Progress(session) => self.writer.submit(SessionWrite::Upsert(Box::new(session))),
+            Step::Closed(session) => {
+                tracing::info!(
+                    vehicle = %session.vehicle_id,
+                    session = %session.id,
+                    energy_kwh = ?session.energy_added_kwh,
+                    "charging session ended"
+                );
+                self.writer.submit(SessionWrite::Upsert(Box::new(session)));
+            }
+            Step::Discard(id) => self.writer.submit(SessionWrite::Delete(id)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "sessions/detector_tests.rs"]
+mod tests;

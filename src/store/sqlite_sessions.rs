@@ -1,0 +1,236 @@
+//! The SQLite side of charging sessions and electricity rates (see `Store`). Called from the
+//! `Store` impl in sqlite.rs, which owns the pool.
+
+use chrono::{DateTime, Utc};
+use evconduit_actors::sessions::{ChargingSession, ElectricityRate, SessionWrite};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Row, Sqlite, Transaction};
+use uuid::Uuid;
+use uuid::fmt::Hyphenated;
+
+use super::StoreError;
+use super::errors::from_sqlx;
+use super::rows::{self, db_time};
+
+macro_rules! session_columns {
+    () => {
+        "id, user_id, vehicle_id, enode_vehicle_id, start_time, end_time, battery_level_start, \
+         battery_level_end, battery_capacity_kwh, energy_added_kwh, max_rate_kw, avg_rate_kw, rate_samples, \
+         location_lat, location_lon, odometer_km, cost_per_kwh, currency, total_cost, created_at"
+    };
+}
+
+pub(super) async fn load_open_sessions(pool: &SqlitePool) -> Result<Vec<ChargingSession>, StoreError> {
+    sqlx::query(concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM charging_sessions WHERE end_time IS NULL ORDER BY start_time, id"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(from_sqlx)?
+    .iter()
+    .map(session_from_row)
+    .collect()
+}
+
+pub(super) async fn write_sessions(
+    mut tx: Transaction<'static, Sqlite>,
+    batch: &[SessionWrite],
+) -> Result<(), StoreError> {
+    let now = db_time(Utc::now());
+    for write in batch {
+        match write {
+            SessionWrite::Delete(id) => {
+                sqlx::query("DELETE FROM charging_sessions WHERE id = ?1")
+                    .bind(id.hyphenated())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+            }
+            SessionWrite::Upsert(s) => {
+                // `WHERE EXISTS`: the session of a user deleted meanwhile is skipped, not a failed
+                // batch. The update leaves `odometer_km` (the user may have corrected it) and
+                // `created_at` alone.
+                sqlx::query(
+                    "INSERT INTO charging_sessions (id, user_id, vehicle_id, enode_vehicle_id, start_time, end_time, \
+                       battery_level_start, battery_level_end, battery_capacity_kwh, energy_added_kwh, max_rate_kw, \
+                       avg_rate_kw, rate_samples, location_lat, location_lon, odometer_km, cost_per_kwh, currency, \
+                       total_cost, created_at, updated_at) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21 \
+                     WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2) \
+                     ON CONFLICT (id) DO UPDATE SET \
+                       end_time = excluded.end_time, battery_level_start = excluded.battery_level_start, \
+                       battery_level_end = excluded.battery_level_end, \
+                       battery_capacity_kwh = excluded.battery_capacity_kwh, \
+                       energy_added_kwh = excluded.energy_added_kwh, max_rate_kw = excluded.max_rate_kw, \
+                       avg_rate_kw = excluded.avg_rate_kw, rate_samples = excluded.rate_samples, \
+                       cost_per_kwh = excluded.cost_per_kwh, currency = excluded.currency, \
+                       total_cost = excluded.total_cost, updated_at = excluded.updated_at",
+                )
+                .bind(s.id.hyphenated())
+                .bind(s.user_id.hyphenated())
+                .bind(s.vehicle_id.hyphenated())
+                .bind(&s.enode_vehicle_id)
+                .bind(db_time(s.start_time))
+                .bind(s.end_time.map(db_time))
+                .bind(s.battery_level_start)
+                .bind(s.battery_level_end)
+                .bind(s.battery_capacity_kwh)
+                .bind(s.energy_added_kwh)
+                .bind(s.max_rate_kw)
+                .bind(s.avg_rate_kw)
+                .bind(i64::from(s.rate_samples))
+                .bind(s.location_lat)
+                .bind(s.location_lon)
+                .bind(s.odometer_km)
+                .bind(s.cost_per_kwh)
+                .bind(&s.currency)
+                .bind(s.total_cost)
+                .bind(db_time(s.created_at))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            }
+        }
+    }
+    tx.commit().await.map_err(from_sqlx)
+}
+
+pub(super) async fn list_sessions(
+    pool: &SqlitePool,
+    user_id: Uuid,
+    since: Option<DateTime<Utc>>,
+    limit: u32,
+) -> Result<Vec<ChargingSession>, StoreError> {
+    sqlx::query(concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM charging_sessions WHERE user_id = ?1 AND end_time IS NOT NULL \
+          AND (?2 IS NULL OR start_time > ?2) ORDER BY start_time, id LIMIT ?3"
+    ))
+    .bind(user_id.hyphenated())
+    .bind(since.map(db_time))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(from_sqlx)?
+    .iter()
+    .map(session_from_row)
+    .collect()
+}
+
+pub(super) async fn set_latest_session_odometer(
+    pool: &SqlitePool,
+    vehicle_id: Uuid,
+    odometer_km: f64,
+) -> Result<Option<ChargingSession>, StoreError> {
+    sqlx::query(concat!(
+        "UPDATE charging_sessions SET odometer_km = ?1, updated_at = ?2 WHERE id = \
+           (SELECT id FROM charging_sessions WHERE vehicle_id = ?3 ORDER BY start_time DESC, id DESC LIMIT 1) \
+         RETURNING ",
+        session_columns!()
+    ))
+    .bind(odometer_km)
+    .bind(db_time(Utc::now()))
+    .bind(vehicle_id.hyphenated())
+    .fetch_optional(pool)
+    .await
+    .map_err(from_sqlx)?
+    .as_ref()
+    .map(session_from_row)
+    .transpose()
+}
+
+pub(super) async fn set_electricity_rate(
+    pool: &SqlitePool,
+    user_id: Uuid,
+    rate: &ElectricityRate,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO electricity_rates (user_id, cost_per_kwh, currency, updated_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (user_id) DO UPDATE SET cost_per_kwh = excluded.cost_per_kwh, \
+           currency = excluded.currency, updated_at = excluded.updated_at",
+    )
+    .bind(user_id.hyphenated())
+    .bind(rate.cost_per_kwh)
+    .bind(&rate.currency)
+    .bind(db_time(rate.updated_at))
+    .execute(pool)
+    .await
+    .map(drop)
+    .map_err(from_sqlx)
+}
+
+pub(super) async fn electricity_rate(pool: &SqlitePool, user_id: Uuid) -> Result<Option<ElectricityRate>, StoreError> {
+    sqlx::query("SELECT user_id, cost_per_kwh, currency, updated_at FROM electricity_rates WHERE user_id = ?1")
+        .bind(user_id.hyphenated())
+        .fetch_optional(pool)
+        .await
+        .map_err(from_sqlx)?
+        .as_ref()
+        .map(|row| rate_from_row(row).map(|(_, rate)| rate))
+        .transpose()
+}
+
+pub(super) async fn load_electricity_rates(pool: &SqlitePool) -> Result<Vec<(Uuid, ElectricityRate)>, StoreError> {
+    sqlx::query("SELECT user_id, cost_per_kwh, currency, updated_at FROM electricity_rates")
+        .fetch_all(pool)
+        .await
+        .map_err(from_sqlx)?
+        .iter()
+        .map(rate_from_row)
+        .collect()
+}
+
+fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
+    row.try_get::<Hyphenated, _>(column).map(Hyphenated::into_uuid).map_err(from_sqlx)
+}
+
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(column).map_err(from_sqlx)
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<ChargingSession, StoreError> {
+    let id = uuid(row, "id")?;
+    let read = || -> Result<ChargingSession, StoreError> {
+        Ok(ChargingSession {
+            id,
+            user_id: uuid(row, "user_id")?,
+            vehicle_id: uuid(row, "vehicle_id")?,
+            enode_vehicle_id: get(row, "enode_vehicle_id")?,
+            start_time: get(row, "start_time")?,
+            end_time: get(row, "end_time")?,
+            battery_level_start: get(row, "battery_level_start")?,
+            battery_level_end: get(row, "battery_level_end")?,
+            battery_capacity_kwh: get(row, "battery_capacity_kwh")?,
+            energy_added_kwh: get(row, "energy_added_kwh")?,
+            max_rate_kw: get(row, "max_rate_kw")?,
+            avg_rate_kw: get(row, "avg_rate_kw")?,
+            rate_samples: rows::count(get::<i64>(row, "rate_samples")?)?,
+            location_lat: get(row, "location_lat")?,
+            location_lon: get(row, "location_lon")?,
+            odometer_km: get(row, "odometer_km")?,
+            cost_per_kwh: get(row, "cost_per_kwh")?,
+            currency: get(row, "currency")?,
+            total_cost: get(row, "total_cost")?,
+            created_at: get(row, "created_at")?,
+        })
+    };
+    read().map_err(rows::in_session(id))
+}
+
+fn rate_from_row(row: &SqliteRow) -> Result<(Uuid, ElectricityRate), StoreError> {
+    Ok((
+        uuid(row, "user_id")?,
+        ElectricityRate {
+            cost_per_kwh: get(row, "cost_per_kwh")?,
+            currency: get(row, "currency")?,
+            updated_at: get(row, "updated_at")?,
+        },
+    ))
+}
