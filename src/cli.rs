@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, and account administration (`users`, `keys`).
+//! The command line: `demo` (the default), `serve`, `migrate`, account administration (`users`,
+//! `keys`) and the Enode simulator alone (`enode-sim`).
 //! Scripts rely on the command names and on the last line of output (an id, a key).
 
 use std::io::Write;
@@ -12,6 +13,8 @@ use uuid::Uuid;
 use crate::accounts::{self, UserSpec};
 use crate::app::{App, shutdown_signal};
 use crate::config::Config;
+use crate::demo::{self, DemoArgs};
+use crate::enode::sim::{self, SimArgs};
 use crate::store::{self, Role, Store};
 
 #[derive(Debug, Parser)]
@@ -23,6 +26,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service against an in-process Enode simulator, with demo users and a key (the
+    /// default when no command is given).
+    Demo(DemoArgs),
     /// Run the service (applies migrations first).
     Serve,
     /// Apply database migrations and exit.
@@ -33,6 +39,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Run the Enode simulator alone: Enode's API, its token endpoint, a simulated fleet and
+    /// signed webhooks, until Ctrl-C.
+    EnodeSim(SimArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +90,7 @@ pub enum KeysCommand {
 
 pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
+        Command::Demo(args) => demo::run(args, config).await,
         Command::Serve => serve(config).await,
         Command::Migrate => {
             open_store(&config).await?;
@@ -89,6 +99,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Users(cmd) => users(cmd, &*open_store(&config).await?).await,
         Command::Keys(cmd) => keys(cmd, &*open_store(&config).await?).await,
+        Command::EnodeSim(args) => sim::run_cli(args, shutdown_signal()).await,
     }
 }
 

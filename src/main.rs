@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use evconduit::cli::{Cli, Command, run};
 use evconduit::config::Config;
+use evconduit::demo::DemoArgs;
 use evconduit::telemetry;
 
 fn main() -> ExitCode {
@@ -27,7 +28,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let command = cli.command.unwrap_or(Command::Serve);
+    // A bare `evconduit` (and so a bare `cargo run`) shows the whole thing working: the demo.
+    let command = cli.command.unwrap_or_else(|| Command::Demo(DemoArgs::default()));
     match runtime.block_on(run(command, loaded.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,5 +1,6 @@
-//! `evconduit enode-sim`: the simulator on its own, until Ctrl-C.
+//! `evconduit enode-sim`: the simulator on its own, until Ctrl-C or SIGTERM.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -113,8 +114,8 @@ impl SimArgs {
     }
 }
 
-/// Serves until Ctrl-C.
-pub async fn run_cli(args: SimArgs) -> anyhow::Result<()> {
+/// Serves until `shutdown` resolves (the command line passes Ctrl-C or SIGTERM).
+pub async fn run_cli(args: SimArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let sim = EnodeSim::start(args.config(), listener).await?;
     println!("Enode simulator on {}", sim.base_url());
@@ -122,7 +123,7 @@ pub async fn run_cli(args: SimArgs) -> anyhow::Result<()> {
     println!("  client id:     {}", sim.client_id());
     println!("  vehicles:      {}", sim.vehicle_count());
     println!("  controls:      {}/_sim/stats, /_sim/faults, /_sim/users", sim.base_url());
-    tokio::signal::ctrl_c().await?;
+    shutdown.await;
     sim.shutdown().await;
     Ok(())
 }
