@@ -30,6 +30,25 @@ async fn over_the_rate_limit_answers_429_with_retry_after() {
     assert_eq!(api.get("/vehicles").await.status(), 200);
 }
 
+/// A chosen `Retry-After`, exactly, for the next calls: what lets a client test check "429 with
+/// `Retry-After: 2`" rather than whatever the sliding window happens to name.
+#[tokio::test]
+async fn forced_429s_carry_the_chosen_retry_after_then_run_out() {
+    let sim = start(frozen(1)).await;
+    let api = Api::new(&sim).await;
+    let knobs = control(&sim, "/faults", json!({"rateLimitNext": {"count": 2, "retryAfterSecs": 2}})).await;
+    let knobs: serde_json::Value = knobs.json().await.unwrap();
+    assert_eq!(knobs["rateLimitNext"], json!({"count": 2, "retryAfterSecs": 2}));
+    for _ in 0..2 {
+        let limited = api.get("/vehicles").await;
+        assert_eq!(limited.headers()["retry-after"], "2");
+        assert_problem(limited, 429).await;
+    }
+    assert_eq!(api.get("/vehicles").await.status(), 200);
+    assert_eq!(sim.knobs().rate_limit_next, None);
+    assert_eq!(sim.stats().rate_limited, 2);
+}
+
 #[tokio::test]
 async fn outage_makes_every_call_503_until_lifted() {
     let sim = start(frozen(2)).await;

@@ -30,6 +30,20 @@ pub struct Knobs {
     pub faults: Faults,
     /// Requests per minute for the whole client; 0 = unlimited.
     pub rate_per_minute: u32,
+    /// 429s still to be forced, and the `Retry-After` they carry; None when there are none.
+    #[serde(default)]
+    pub rate_limit_next: Option<ForcedRateLimit>,
+}
+
+/// The next `count` API calls are answered 429 with exactly `Retry-After: retry_after_secs`,
+/// whatever the rate limit says. The sliding window names the time until its oldest request
+/// leaves, which a test cannot choose (a full minute, less the time the calls took); this lets a
+/// test ask for "429, Retry-After: 2" and check the client against exactly that.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForcedRateLimit {
+    pub count: u32,
+    pub retry_after_secs: u64,
 }
 
 /// `POST /_sim/faults`: only the fields given change.
@@ -41,6 +55,8 @@ pub struct KnobsPatch {
     pub latency_ms: Option<u64>,
     pub webhook_drop_rate: Option<f64>,
     pub rate_per_minute: Option<u32>,
+    /// Replaces any forced 429s still pending; a count of 0 clears them.
+    pub rate_limit_next: Option<ForcedRateLimit>,
 }
 
 impl Knobs {
@@ -59,6 +75,9 @@ impl Knobs {
         }
         if let Some(v) = patch.rate_per_minute {
             self.rate_per_minute = v;
+        }
+        if let Some(v) = patch.rate_limit_next {
+            self.rate_limit_next = (v.count > 0).then_some(v);
         }
     }
 }
@@ -93,6 +112,9 @@ impl FaultState {
         if self.knobs.faults.outage {
             return Verdict::Outage;
         }
+        if let Some(seconds) = self.take_forced_rate_limit() {
+            return Verdict::RateLimited(seconds);
+        }
         if let Err(wait) = self.window.admit(now, self.knobs.rate_per_minute) {
             return Verdict::RateLimited(wait);
         }
@@ -112,6 +134,17 @@ impl FaultState {
         } else {
             Verdict::Serve
         }
+    }
+
+    /// Uses up one forced 429, if any are left: its `Retry-After`.
+    fn take_forced_rate_limit(&mut self) -> Option<u64> {
+        let forced = self.knobs.rate_limit_next.as_mut()?;
+        forced.count = forced.count.saturating_sub(1);
+        let seconds = forced.retry_after_secs;
+        if forced.count == 0 {
+            self.knobs.rate_limit_next = None;
+        }
+        Some(seconds)
     }
 
     pub fn drop_delivery(&mut self) -> bool {
@@ -173,6 +206,19 @@ mod tests {
         let later = t0 + Duration::from_millis(20_500);
         assert_eq!(window.admit(later, 3), Err(40));
         assert_eq!(window.admit(t0 + WINDOW, 3), Ok(()));
+    }
+
+    #[test]
+    fn forced_429s_name_the_chosen_wait_then_run_out() {
+        let mut faults = FaultState::new(Knobs::default(), 1);
+        let forced = ForcedRateLimit { count: 2, retry_after_secs: 2 };
+        faults.knobs.apply(&KnobsPatch { rate_limit_next: Some(forced), ..KnobsPatch::default() });
+        let now = Instant::now();
+        assert_eq!(faults.judge_api(now), Verdict::RateLimited(2));
+        assert_eq!(faults.knobs.rate_limit_next, Some(ForcedRateLimit { count: 1, retry_after_secs: 2 }));
+        assert_eq!(faults.judge_api(now), Verdict::RateLimited(2));
+        assert_eq!(faults.knobs.rate_limit_next, None);
+        assert_eq!(faults.judge_api(now), Verdict::Serve);
     }
 
     #[test]

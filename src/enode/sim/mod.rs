@@ -23,7 +23,8 @@
 //!
 //! Controls (`/_sim`, each mirrored by a [`SimHandle`] method):
 //! `GET /stats`, `POST /stats/reset`; `GET /faults`, `POST /faults` (a [`KnobsPatch`]: outage,
-//! errorRate, latencyMs, webhookDropRate, ratePerMinute); `GET /users`;
+//! errorRate, latencyMs, webhookDropRate, ratePerMinute, rateLimitNext `{count, retryAfterSecs}`:
+//! the next `count` API calls get 429 with exactly that `Retry-After`); `GET /users`;
 //! `POST /users/{userId}/vehicles` (`{vendor?, count?}`, as if linked);
 //! `POST /users/{userId}/invalidate` (`{vendor?}`, fires `user:credentials:invalidated`);
 //! `POST /vehicles/{id}/{command}` (plug, unplug, charge, stop, drive, park, sleep, wake,
@@ -62,7 +63,7 @@ use tokio::net::TcpListener;
 pub use cli::{SimArgs, run_cli};
 pub use config::SimConfig;
 pub use control::{AddVehicles, Command, SetValues};
-pub use faults::{Faults, Knobs, KnobsPatch};
+pub use faults::{Faults, ForcedRateLimit, Knobs, KnobsPatch};
 pub use links::LinkOutcome;
 pub use problem::SimError;
 pub use stats::{LogEntry, StatsSnapshot, WebhookCounts};

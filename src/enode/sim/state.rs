@@ -37,7 +37,8 @@ impl SimState {
         let origin = config.start_time.unwrap_or_else(chrono::Utc::now);
         let clock = SimClock::new(origin, config.time_factor);
         let world = World::new(&config, clock.now());
-        let knobs = Knobs { faults: config.faults.clone(), rate_per_minute: config.rate_per_minute };
+        let knobs =
+            Knobs { faults: config.faults.clone(), rate_per_minute: config.rate_per_minute, rate_limit_next: None };
         let http = reqwest::Client::builder()
             .timeout(config.webhook_timeout)
             // Deliveries go where subscriptions say, not where redirects lead.
