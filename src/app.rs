@@ -3,10 +3,13 @@
 //!
 //! `App::build` does everything that must happen before the port opens (migrations, restoring
 //! every vehicle); `App::serve` answers until the shutdown future resolves, then stops in the
-//! order that loses nothing: HTTP drains, actors stop, state written behind is flushed.
+//! order that loses nothing: `/readyz` turns 503 (draining), HTTP drains within a bound, actors
+//! work off their mailboxes and stop, state written behind is flushed.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,15 +22,18 @@ use evconduit_actors::snapshot::SnapshotBoard;
 use evconduit_actors::vehicle::{CommandConfig, VehicleContext};
 use evconduit_actors::write_behind::{WriteBehind, WriteBehindConfig};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::accounts::Accounts;
 use crate::audience::AccountAudience;
 use crate::config::Config;
 use crate::enode::client::{Client, ClientConfig};
+use crate::http::admin::rates::WebhookRates;
 use crate::http::refresh::HintCooldowns;
 use crate::http::{self, AppState};
 use crate::ingest::WebhookIngest;
+use crate::metrics::{self, HttpMetrics};
 use crate::store::{self, ActorSessionStore, ActorStateStore};
 use crate::subscription::SubscriptionKeeper;
 use crate::upstream::EnodeUpstream;
@@ -46,6 +52,8 @@ pub struct App {
     /// Background work stopped (aborted) at shutdown; none of it holds data that must be flushed.
     background: Vec<JoinHandle<()>>,
     session_writer_task: JoinHandle<()>,
+    /// Bound in `build` when `metrics_listen` is set; served alongside the API.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -151,6 +159,12 @@ impl App {
 
         let ingest = Arc::new(WebhookIngest::new(fleet.clone(), Arc::clone(&accounts), stream));
         let hints = Arc::new(HintCooldowns::new(Duration::from_secs(config.refresh_hint_cooldown_secs)));
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("binding metrics on {addr}"))?),
+            None => None,
+        };
+        let webhook_rates = Arc::new(WebhookRates::default());
+        background.push(tokio::spawn(Arc::clone(&webhook_rates).run(Arc::clone(&ingest))));
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -163,27 +177,71 @@ impl App {
             hints,
             subscription,
             sessions,
+            write_behind: write_behind.clone(),
+            http_metrics: HttpMetrics::default(),
+            webhook_rates,
+            draining: Arc::new(AtomicBool::new(false)),
         };
-        Ok(Self { state, write_behind, write_behind_task, background, session_writer_task })
+        Ok(Self { state, write_behind, write_behind_task, background, session_writer_task, metrics_listener })
+    }
+
+    /// Where `/metrics` is served, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves HTTP on `listener` until `shutdown` resolves, then shuts down cleanly.
+    /// Serves HTTP on `listener` until `shutdown` resolves, then shuts down cleanly: `/readyz`
+    /// turns 503 at once, new connections are still taken for `shutdown_grace_ms` (while load
+    /// balancers notice), then open requests get `shutdown_drain_timeout_ms` to finish before
+    /// their connections are closed, then `shutdown` stops the actors and flushes.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, vehicles = self.state.fleet.board().len(), "evconduit listening");
-        axum::serve(listener, http::router(self.state.clone()))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
-        self.shutdown().await
+        let config = Arc::clone(&self.state.config);
+        let grace = Duration::from_millis(config.shutdown_grace_ms);
+        let drain = Duration::from_millis(config.shutdown_drain_timeout_ms);
+        // Fires when HTTP stops accepting; the metrics listener stays up until the very end.
+        let (stopping, mut stop_seen) = watch::channel(false);
+        let (metrics_done, metrics_stop) = watch::channel(false);
+        let metrics_task = self.metrics_listener.take().map(|listener| {
+            let mut stop = metrics_stop.clone();
+            tokio::spawn(metrics::serve(listener, self.state.clone(), async move {
+                let _ = stop.wait_for(|done| *done).await;
+            }))
+        });
+
+        let draining = Arc::clone(&self.state.draining);
+        let signal = async move {
+            shutdown.await;
+            draining.store(true, Ordering::Release);
+            tracing::info!(grace_ms = grace.as_millis() as u64, "shutdown requested: /readyz now answers 503");
+            tokio::time::sleep(grace).await;
+            tracing::info!(drain_ms = drain.as_millis() as u64, "no longer accepting connections; draining requests");
+            let _ = stopping.send(true);
+        };
+        let server = axum::serve(listener, http::router(self.state.clone())).with_graceful_shutdown(signal);
+        let drain_deadline = async move {
+            let _ = stop_seen.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::select! {
+            served = server.into_future() => served.context("serving HTTP")?,
+            () = drain_deadline => tracing::warn!("requests still open after the drain timeout; closing them"),
+        }
+        let result = self.shutdown().await;
+        let _ = metrics_done.send(true);
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
+        result
     }
 
     /// Stops actors, then writes everything still queued. Nothing accepted is lost.

@@ -20,6 +20,8 @@ const FILE_SUFFIX: &str = "_FILE";
 /// Names the config file; not itself a config key.
 const CONFIG_PATH_VAR: &str = "EVCONDUIT_CONFIG";
 const DEFAULT_CONFIG_FILE: &str = "evconduit.toml";
+/// A guessable admin token would open every vehicle's data; refuse short ones.
+const MIN_ADMIN_TOKEN: usize = 16;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -123,6 +125,20 @@ pub struct Config {
     /// degraded: the subscription is tested (which reactivates it) and wanted vehicles fall back
     /// to refreshes.
     pub webhook_silence_secs: u64,
+    /// Bearer token for `/admin/*` (besides the API keys of admin users). Unset: only admin keys.
+    pub admin_token: Option<Secret>,
+    /// Where Prometheus scrapes `/metrics`, on a listener of its own. Unset: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Sentry DSN; when unset, the standard `SENTRY_DSN` variable is used. Neither: no Sentry.
+    pub sentry_dsn: Option<Secret>,
+    /// Sentry's `environment` tag (production, staging, ...).
+    pub sentry_environment: Option<String>,
+    /// On SIGTERM, how long open HTTP requests may take to finish, in milliseconds, after
+    /// `/readyz` has turned 503.
+    pub shutdown_drain_timeout_ms: u64,
+    /// On SIGTERM, how long `/readyz` answers 503 before the listener stops accepting, in
+    /// milliseconds, so a load balancer takes the instance out of rotation first.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -171,6 +187,12 @@ impl Default for Config {
             vehicle_limit_basic: 2,
             vehicle_limit_pro: 5,
             webhook_silence_secs: 15 * 60,
+            admin_token: None,
+            metrics_listen: None,
+            sentry_dsn: None,
+            sentry_environment: None,
+            shutdown_drain_timeout_ms: 10_000,
+            shutdown_grace_ms: 0,
         }
     }
 }
@@ -315,6 +337,9 @@ impl Config {
         }
         if self.refresh_concurrency == 0 {
             return Err(ConfigError::Invalid("refresh_concurrency must be at least 1".into()));
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < MIN_ADMIN_TOKEN) {
+            return Err(ConfigError::Invalid(format!("admin_token must be at least {MIN_ADMIN_TOKEN} characters")));
         }
         if self.write_behind_batch == 0 {
             return Err(ConfigError::Invalid("write_behind_batch must be at least 1".into()));

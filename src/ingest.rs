@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use evconduit_actors::fleet::{Fleet, Routed};
 use evconduit_actors::freshness::WebhookStream;
+use evconduit_actors::history::{EventKind, Outcome};
 use evconduit_actors::model::ChargeAction;
 use evconduit_actors::state::DataSource;
 use evconduit_actors::vehicle::ObservationKind;
@@ -119,11 +120,11 @@ impl WebhookIngest {
         match event {
             Event::VehicleDiscovered(e) => {
                 c.discovered.fetch_add(1, Ordering::Relaxed);
-                self.observe(&e.user.id, e.vehicle, ObservationKind::Discovered).await;
+                self.observe(&e.user.id, e.vehicle, ObservationKind::Discovered, now).await;
             }
             Event::VehicleUpdated(e) => {
                 c.updated.fetch_add(1, Ordering::Relaxed);
-                self.observe(&e.user.id, e.vehicle, ObservationKind::Updated).await;
+                self.observe(&e.user.id, e.vehicle, ObservationKind::Updated, now).await;
             }
             Event::VehicleDeleted(e) => {
                 c.deleted.fetch_add(1, Ordering::Relaxed);
@@ -167,10 +168,29 @@ impl WebhookIngest {
         }
     }
 
-    async fn observe(&self, enode_user: &str, vehicle: crate::enode::model::Vehicle, kind: ObservationKind) {
+    async fn observe(
+        &self,
+        enode_user: &str,
+        vehicle: crate::enode::model::Vehicle,
+        kind: ObservationKind,
+        now: DateTime<Utc>,
+    ) {
         let Some(user) = self.known_user(enode_user).await else { return };
-        if self.fleet.observe(user, vehicle, DataSource::Webhook, kind) == Routed::WrongOwner {
+        // A vehicle seen for the first time has no internal id yet: its history starts with
+        // `Created`, recorded by the fleet.
+        let known = self.fleet.board().get(&vehicle.id).map(|e| e.snapshot().state.internal_id);
+        let routed = self.fleet.observe(user, vehicle, DataSource::Webhook, kind);
+        if routed == Routed::WrongOwner {
             self.counters.wrong_owner.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(id) = known {
+            let history = self.fleet.history();
+            match routed {
+                Routed::Queued => history.record(id, now, EventKind::Webhook, Outcome::Ok),
+                Routed::WrongOwner => {
+                    history.record_with_note(id, now, EventKind::Webhook, Outcome::Refused, "wrong owner")
+                }
+            }
         }
     }
 

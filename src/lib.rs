@@ -13,6 +13,7 @@ pub mod enode;
 pub mod http;
 pub mod ingest;
 pub mod initial_sync;
+pub mod metrics;
 pub mod store;
 pub mod subscription;
 pub mod telemetry;

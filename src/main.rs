@@ -1,4 +1,5 @@
-//! The `evconduit` binary: parse the command line, load the configuration, start logging, run.
+//! The `evconduit` binary: parse the command line, load the configuration, start Sentry and
+//! logging, run.
 
 use std::process::ExitCode;
 
@@ -17,7 +18,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(loaded.config.log_format, &loaded.config.log_level);
+    // Sentry first, before the runtime and the subscriber: its panic hook then covers every
+    // thread, and the subscriber knows whether to feed it. The guard flushes events on exit.
+    let sentry = telemetry::sentry_options(&loaded.config).map(telemetry::init_sentry);
+    telemetry::init(loaded.config.log_format, &loaded.config.log_level, sentry.is_some());
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }

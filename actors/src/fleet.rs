@@ -16,6 +16,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent};
 use uuid::Uuid;
 
+use crate::history::{EventKind, History, Outcome};
 use crate::model::{ChargeAction, ChargeKind, Vehicle};
 use crate::ports::{PortError, StateStore, UpstreamError, VehicleWrite};
 use crate::snapshot::{ActorStatus, BoardEntry, Snapshot, SnapshotBoard};
@@ -98,6 +99,7 @@ struct FleetInner {
     registry: Arc<Registry>,
     supervisor: ActorRef<SupervisorMsg>,
     restored: AtomicBool,
+    history: Arc<History>,
 }
 
 /// Who runs each vehicle. Written by the supervisor (and by `restore`, before anything else runs).
@@ -143,10 +145,22 @@ impl Fleet {
     /// Starts the supervisor. Vehicles come from `restore` and from observations.
     pub async fn start(context: Arc<VehicleContext>, config: FleetConfig) -> Result<Self, FleetError> {
         let registry = Arc::new(Registry::default());
-        let args = SupervisorState { context: Arc::clone(&context), registry: Arc::clone(&registry), config };
+        let history = Arc::new(History::new());
+        let args = SupervisorState {
+            context: Arc::clone(&context),
+            registry: Arc::clone(&registry),
+            config,
+            history: Arc::clone(&history),
+        };
         let (supervisor, _handle) =
             Actor::spawn(None, FleetSupervisor, args).await.map_err(|e| FleetError::Spawn(e.to_string()))?;
-        Ok(Self { inner: Arc::new(FleetInner { context, registry, supervisor, restored: AtomicBool::new(false) }) })
+        let restored = AtomicBool::new(false);
+        Ok(Self { inner: Arc::new(FleetInner { context, registry, supervisor, restored, history }) })
+    }
+
+    /// Every vehicle's recent events (see `history`): components record into it, admins read it.
+    pub fn history(&self) -> &Arc<History> {
+        &self.inner.history
     }
 
     pub fn board(&self) -> &Arc<SnapshotBoard> {
@@ -199,6 +213,8 @@ impl Fleet {
             let state = entry.snapshot().state.clone();
             let own = state.vehicle.vendor.as_deref();
             if vendor.is_none_or(|v| own.is_some_and(|own| own.eq_ignore_ascii_case(v))) {
+                let now = self.inner.context.clock.now();
+                self.inner.history.record(state.internal_id, now, EventKind::CredentialsInvalidated, Outcome::Ok);
                 self.send(state.internal_id, VehicleMsg::CredentialsInvalidated);
                 count += 1;
             }
@@ -284,11 +300,18 @@ impl Fleet {
         }
     }
 
-    /// Stops every actor (after the message each is handling) and the supervisor. State written
-    /// behind is flushed by the caller afterwards (`WriteBehind::flush`).
+    /// Stops every actor and the supervisor without losing accepted work: first the supervisor
+    /// works off its queue (vehicles being created, messages being re-delivered), then every actor
+    /// drains its mailbox and stops. A plain stop would drop queued messages (ractor handles a stop
+    /// before queued messages), i.e. webhooks already acknowledged to Enode. State written behind
+    /// is flushed by the caller afterwards (`WriteBehind::flush`).
     pub async fn shutdown(&self, timeout: Duration) {
         let cell = self.inner.supervisor.get_cell();
-        cell.stop_children_and_wait(Some("shutdown".into()), Some(timeout)).await;
+        let synced = ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Sync { reply });
+        if synced.is_err() {
+            tracing::warn!("fleet supervisor did not answer at shutdown; stopping actors anyway");
+        }
+        cell.drain_children_and_wait(Some(timeout)).await;
         for entry in self.inner.context.board.entries() {
             entry.set_status(ActorStatus::Stopped);
         }
@@ -334,10 +357,29 @@ async fn spawn_vehicle(
 const DELIVERY_ATTEMPTS: u8 = 20;
 
 enum SupervisorMsg {
-    Create { user_id: Uuid, vehicle: Box<Vehicle>, source: DataSource, kind: ObservationKind },
-    Deliver { internal_id: Uuid, msg: VehicleMsg, attempts: u8 },
-    Remove { internal_id: Uuid, reply: RpcReplyPort<bool> },
-    Restart { internal_id: Uuid, reply: RpcReplyPort<bool> },
+    Create {
+        user_id: Uuid,
+        vehicle: Box<Vehicle>,
+        source: DataSource,
+        kind: ObservationKind,
+    },
+    Deliver {
+        internal_id: Uuid,
+        msg: VehicleMsg,
+        attempts: u8,
+    },
+    Remove {
+        internal_id: Uuid,
+        reply: RpcReplyPort<bool>,
+    },
+    Restart {
+        internal_id: Uuid,
+        reply: RpcReplyPort<bool>,
+    },
+    /// Answered once everything queued before it has been handled (shutdown).
+    Sync {
+        reply: RpcReplyPort<()>,
+    },
 }
 
 struct FleetSupervisor;
@@ -346,6 +388,7 @@ struct SupervisorState {
     context: Arc<VehicleContext>,
     registry: Arc<Registry>,
     config: FleetConfig,
+    history: Arc<History>,
 }
 
 impl Actor for FleetSupervisor {
@@ -379,6 +422,9 @@ impl Actor for FleetSupervisor {
             SupervisorMsg::Restart { internal_id, reply } => {
                 let restarted = state.restart(&myself, internal_id).await;
                 let _ = reply.send(restarted);
+            }
+            SupervisorMsg::Sync { reply } => {
+                let _ = reply.send(());
             }
         }
         // Never fail: an error here would stop the supervisor and orphan every vehicle.
@@ -440,6 +486,7 @@ impl SupervisorState {
         let entry = self.context.board.publish(snapshot);
         self.registry.slots.insert(id, Slot::default());
         self.registry.counters.created.fetch_add(1, Ordering::Relaxed);
+        self.history.record(id, self.context.clock.now(), EventKind::Created, Outcome::Ok);
         tracing::info!(vehicle = %id, enode_vehicle = %entry.snapshot().state.vehicle.id, "vehicle created");
         self.start_actor(myself, id, entry).await;
     }
@@ -481,6 +528,7 @@ impl SupervisorState {
         }
         self.context.write_behind.submit(VehicleWrite::Delete { internal_id });
         self.registry.counters.removed.fetch_add(1, Ordering::Relaxed);
+        self.history.forget(internal_id);
         tracing::info!(vehicle = %internal_id, "vehicle removed");
         true
     }
@@ -497,6 +545,8 @@ impl SupervisorState {
             self.registry.by_actor.remove(&actor.get_id());
             let _ = actor.stop_and_wait(Some("restart requested".into()), Some(Duration::from_secs(5))).await;
         }
+        let now = self.context.clock.now();
+        self.history.record_with_note(internal_id, now, EventKind::Restart, Outcome::Ok, "requested by an operator");
         self.start_actor(myself, internal_id, entry).await
     }
 
@@ -521,6 +571,9 @@ impl SupervisorState {
             }
             exhausted
         };
+        let at = self.context.clock.now();
+        let kind = if exhausted { EventKind::Degraded } else { EventKind::Restart };
+        self.history.record_with_note(internal_id, at, kind, Outcome::Failed, &error);
         if exhausted {
             entry.set_status(ActorStatus::Degraded);
             self.registry.counters.degraded.fetch_add(1, Ordering::Relaxed);

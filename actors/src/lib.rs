@@ -6,6 +6,7 @@
 
 pub mod fleet;
 pub mod freshness;
+pub mod history;
 pub mod model;
 pub mod ports;
 pub mod refresh;

@@ -106,7 +106,13 @@ pub struct VehicleActorState {
     current: Arc<Snapshot>,
     /// Charging calls on their way to Enode, by kind, with everyone waiting for each answer.
     sending: Vec<(ChargeKind, Vec<RpcReplyPort<ChargeReply>>)>,
+    /// Everything the actor logs carries the vehicle id; telemetry also uses this span to tell an
+    /// actor panic (reported once per incident by the supervisor) from any other panic.
+    span: tracing::Span,
 }
+
+/// The name of every vehicle actor's span (see telemetry's panic handling).
+pub const ACTOR_SPAN: &str = "vehicle_actor";
 
 impl Actor for VehicleActor {
     type Msg = VehicleMsg;
@@ -120,7 +126,12 @@ impl Actor for VehicleActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let current = args.entry.snapshot();
         args.entry.set_status(ActorStatus::Running);
-        Ok(VehicleActorState { context: args.context, entry: args.entry, current, sending: Vec::new() })
+        let span = tracing::info_span!(
+            "vehicle_actor",
+            vehicle = %current.state.internal_id,
+            enode_vehicle = %current.state.vehicle.id
+        );
+        Ok(VehicleActorState { context: args.context, entry: args.entry, current, sending: Vec::new(), span })
     }
 
     async fn handle(
@@ -129,6 +140,9 @@ impl Actor for VehicleActor {
         msg: VehicleMsg,
         state: &mut VehicleActorState,
     ) -> Result<(), ActorProcessingErr> {
+        // Entered, not `instrument`ed: the guard is !Send, so an `.await` added below fails to
+        // compile instead of leaving the span entered on the wrong task.
+        let _span = state.span.clone().entered();
         let current = &state.current.state;
         let next = match msg {
             VehicleMsg::Observe { vehicle, source, kind } => {

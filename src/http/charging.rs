@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::post;
-use axum::{Json, Router};
 use evconduit_actors::model::ChargeKind;
 use serde_json::{Value, json};
 
@@ -16,14 +16,35 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::ha::owned_entry;
+use super::openapi::{ErrorBody, alias};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/charging/{vehicle_id}", post(charge))
-        .route("/api/ha/charging/{vehicle_id}", post(charge))
-        .route("/api/v1/ha/charging/{vehicle_id}", post(charge))
+pub fn router() -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new().routes(routes!(charge));
+    let router = alias(router, "/api/ha/charging/{vehicle_id}", "/api/charging/{vehicle_id}", post(charge));
+    alias(router, "/api/v1/ha/charging/{vehicle_id}", "/api/charging/{vehicle_id}", post(charge))
 }
 
+/// Start or stop charging a vehicle.
+///
+/// Answers once Enode has accepted the action; the vehicle's actor follows it to its end.
+#[utoipa::path(
+    post,
+    path = "/api/charging/{vehicle_id}",
+    tag = "home-assistant",
+    params(("vehicle_id" = String, Path, description = "Enode vehicle id or internal id")),
+    request_body(content = Object, description = r#"{"action": "START"} or {"action": "STOP"}"#),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Enode's action: status, vehicle ids, action, enode_response", body = Object),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "The caller's tier may not charge", body = ErrorBody),
+        (status = 404, description = "No such vehicle for this caller", body = ErrorBody),
+        (status = 422, description = "Not START or STOP", body = ErrorBody),
+        (status = 503, description = "Enode is not configured or not answering", body = ErrorBody),
+    )
+)]
 async fn charge(
     State(app): State<AppState>,
     Caller(caller): Caller,

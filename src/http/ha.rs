@@ -4,7 +4,6 @@
 use std::time::SystemTime;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_MODIFIED};
@@ -16,9 +15,13 @@ use evconduit_actors::snapshot::{ActorStatus, BoardEntry, Snapshot};
 use evconduit_actors::status::list_item;
 use serde_json::{Value, json};
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::{self, alias};
 
 /// Where the data came from: webhook, refresh or restored.
 pub const DATA_SOURCE: HeaderName = HeaderName::from_static("x-data-source");
@@ -29,21 +32,32 @@ pub const DATA_STALE: HeaderName = HeaderName::from_static("x-data-stale");
 /// Whether a refresh from Enode will be made (stale, watched, eligible; budget permitting).
 pub const REFRESH_SCHEDULED: HeaderName = HeaderName::from_static("x-refresh-scheduled");
 
-pub fn router() -> Router<AppState> {
-    let mut router = Router::new()
-        .route("/api/me", get(me))
-        .route("/api/user/vehicles", get(vehicles))
-        .route("/api/status/{vehicle_id}", get(status));
+pub fn router() -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(ha_me))
+        .routes(routes!(vehicles))
+        .routes(routes!(status));
     // Older clients use these prefixes for the same calls.
+    router = alias(router, "/api/v1/ha/me", "/api/ha/me", get(ha_me));
     for prefix in ["/api/ha", "/api/v1/ha"] {
-        router = router
-            .route(&format!("{prefix}/me"), get(ha_me))
-            .route(&format!("{prefix}/vehicles"), get(vehicles))
-            .route(&format!("{prefix}/status/{{vehicle_id}}"), get(status));
+        router = alias(router, &format!("{prefix}/vehicles"), "/api/user/vehicles", get(vehicles));
+        router = alias(router, &format!("{prefix}/status/{{vehicle_id}}"), "/api/status/{vehicle_id}", get(status));
     }
     router
 }
 
+/// The caller: user, role, tier and trial.
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "home-assistant",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = openapi::Me),
+        (status = 401, description = "Missing, unknown or revoked key", body = openapi::ErrorBody),
+    )
+)]
 async fn me(State(app): State<AppState>, Caller(caller): Caller) -> Json<Value> {
     let user = &caller.user;
     let now = app.clock.now();
@@ -61,7 +75,17 @@ async fn me(State(app): State<AppState>, Caller(caller): Caller) -> Json<Value> 
     }))
 }
 
-/// The older `/api/ha/me` shape.
+/// The caller, in the older `/api/ha/me` shape.
+#[utoipa::path(
+    get,
+    path = "/api/ha/me",
+    tag = "home-assistant",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = openapi::HaMe),
+        (status = 401, description = "Missing, unknown or revoked key", body = openapi::ErrorBody),
+    )
+)]
 async fn ha_me(State(app): State<AppState>, Caller(caller): Caller) -> Json<Value> {
     let user = &caller.user;
     Json(json!({
@@ -73,13 +97,39 @@ async fn ha_me(State(app): State<AppState>, Caller(caller): Caller) -> Json<Valu
 }
 
 /// The caller's vehicles: a JSON array, never a call to Enode.
+#[utoipa::path(
+    get,
+    path = "/api/user/vehicles",
+    tag = "home-assistant",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller's vehicles, in link order", body = Vec<openapi::VehicleListItem>),
+        (status = 401, description = "Missing, unknown or revoked key", body = openapi::ErrorBody),
+    )
+)]
 async fn vehicles(State(app): State<AppState>, Caller(caller): Caller) -> Json<Vec<Value>> {
     let entries = app.fleet.board().for_user(caller.user.id);
     Json(entries.iter().map(|e| list_item(&e.snapshot().state)).collect())
 }
 
-/// One vehicle's status, by Enode id or internal id. Another user's vehicle is 404, exactly like
-/// an unknown one, so ids cannot be probed.
+/// One vehicle's status, by Enode id or internal id.
+///
+/// Answered from memory with `ETag`, `Last-Modified`, `Age` and `X-Data-Source`;
+/// `If-None-Match` gives 304. Another user's vehicle is 404, exactly like an unknown one, so ids
+/// cannot be probed.
+#[utoipa::path(
+    get,
+    path = "/api/status/{vehicle_id}",
+    tag = "home-assistant",
+    params(("vehicle_id" = String, Path, description = "Enode vehicle id or internal id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The vehicle's current status", body = openapi::VehicleStatus),
+        (status = 304, description = "Unchanged since the `If-None-Match` tag"),
+        (status = 401, description = "Missing, unknown or revoked key", body = openapi::ErrorBody),
+        (status = 404, description = "No such vehicle for this caller", body = openapi::ErrorBody),
+    )
+)]
 async fn status(
     State(app): State<AppState>,
     Caller(caller): Caller,

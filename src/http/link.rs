@@ -2,10 +2,9 @@
 //! their tier's vehicle limit); `POST /api/user/unlink` unlinks a vendor at Enode and removes its
 //! vehicles here. `GET /linked` is where Enode sends the user back to.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -13,17 +12,17 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::{JsonBody, parse_optional};
+use super::openapi::ErrorBody;
 use crate::enode::model::LinkRequest;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What evconduit asks the user to grant: reading the car and controlling its charging.
 const SCOPES: [&str; 3] = ["vehicle:read:data", "vehicle:read:location", "vehicle:control:charging"];
 const MAX_VENDOR: usize = 64;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/user/link-vehicle", post(link))
-        .route("/api/user/unlink", post(unlink))
-        .route("/linked", get(linked))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(link)).routes(routes!(unlink)).routes(routes!(linked))
 }
 
 #[derive(Default, Deserialize)]
@@ -33,6 +32,21 @@ struct LinkBody {
     vendor: Option<String>,
 }
 
+/// Open an Enode link session for the caller (within the tier's vehicle limit).
+#[utoipa::path(
+    post,
+    path = "/api/user/link-vehicle",
+    tag = "account",
+    request_body(content = Object, description = r#"Optional: {"vendor": "TESLA"}"#),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`url` to send the user to, and the `linkToken`", body = Object),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "The tier's vehicle limit is reached", body = ErrorBody),
+        (status = 422, description = "Not a vendor name", body = ErrorBody),
+        (status = 503, description = "Enode is not configured or not answering", body = ErrorBody),
+    )
+)]
 async fn link(State(app): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Json<Value>, ApiError> {
     let body: LinkBody = parse_optional(&body)?;
     let vendor = body.vendor.map(|v| checked_vendor(&v)).transpose()?;
@@ -63,6 +77,20 @@ struct UnlinkBody {
     vendor: String,
 }
 
+/// Unlink a vendor at Enode and remove its vehicles here.
+#[utoipa::path(
+    post,
+    path = "/api/user/unlink",
+    tag = "account",
+    request_body(content = Object, description = r#"{"vendor": "TESLA"}"#),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The vendor and the vehicles removed", body = Object),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 422, description = "Not a vendor name", body = ErrorBody),
+        (status = 503, description = "Enode is not configured or not answering", body = ErrorBody),
+    )
+)]
 async fn unlink(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -83,6 +111,8 @@ async fn unlink(
     Ok(Json(json!({ "status": "ok", "vendor": vendor, "removed": removed })))
 }
 
+/// Where Enode sends the user back to after linking.
+#[utoipa::path(get, path = "/linked", tag = "account", responses((status = 200, description = "Linked", body = Object)))]
 async fn linked() -> Json<Value> {
     Json(json!({ "status": "linked", "message": "Your vehicle is linked. You can close this window." }))
 }

@@ -1,8 +1,31 @@
 //! The HTTP API, one module per audience: `ha` (what Home Assistant polls), `account` (the
-//! caller's keys), `webhooks` (Enode), `health` (orchestrators). Every response is JSON, errors
-//! included (`error::ApiError`).
+//! caller's keys), `webhooks` (Enode), `health` (orchestrators), `admin` (operators). Every
+//! response is JSON, errors included (`error::ApiError`), except the admin HTML page.
+//!
+//! # Adding a route (the pattern every module follows)
+//!
+//! Every public route is described in `GET /openapi.json`, and a test fails if one is not. So a
+//! module's `router()` returns a utoipa-axum `OpenApiRouter` and registers handlers only with
+//! `routes!`, which compiles only for handlers that carry their description:
+//!
+//! ```ignore
+//! /// One-line summary (the doc comment becomes the operation's summary and description).
+//! #[utoipa::path(get, path = "/api/things/{id}", tag = "account",
+//!     params(("id" = String, Path, description = "...")),
+//!     security(("api_key" = [])),
+//!     responses((status = 200, body = Thing), (status = 404, body = openapi::ErrorBody)))]
+//! async fn thing(...) -> Result<Json<Thing>, ApiError> { ... }
+//!
+//! pub fn router() -> OpenApiRouter<AppState> {
+//!     OpenApiRouter::new().routes(routes!(thing))
+//! }
+//! ```
+//! Response bodies derive `utoipa::ToSchema` (or point at a schema in `openapi.rs`); an old URL
+//! form of an existing route goes through `openapi::alias`. A plain `.route(` in this folder
+//! fails `openapi::tests::no_route_bypasses_the_spec`. Merge the module's router in `api()` below.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod charging;
 pub mod error;
@@ -10,24 +33,31 @@ pub mod ha;
 pub mod health;
 pub mod json;
 pub mod link;
+pub mod observe;
+pub mod openapi;
 pub mod refresh;
 pub mod sessions;
 pub mod webhooks;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use evconduit_actors::fleet::Fleet;
 use evconduit_actors::ports::Clock;
 use evconduit_actors::refresh::RefreshScheduler;
 use evconduit_actors::sessions::SessionDetector;
+use evconduit_actors::write_behind::WriteBehind;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::enode::client::Client;
 use crate::ingest::WebhookIngest;
+use crate::metrics::HttpMetrics;
 use crate::store::Store;
 use crate::subscription::SubscriptionKeeper;
+use admin::rates::WebhookRates;
 use error::ApiError;
 
 /// What every handler may use. Cheap to clone (handles only).
@@ -47,10 +77,17 @@ pub struct AppState {
     pub subscription: Option<Arc<SubscriptionKeeper>>,
     /// Charging sessions in progress and every user's electricity rate.
     pub sessions: Arc<SessionDetector>,
+    pub write_behind: WriteBehind,
+    pub http_metrics: HttpMetrics,
+    pub webhook_rates: Arc<WebhookRates>,
+    /// Set when shutdown begins: `/readyz` answers 503 so load balancers stop sending traffic
+    /// while open requests finish.
+    pub draining: Arc<AtomicBool>,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every public route with its description.
+pub fn api() -> OpenApiRouter<AppState> {
+    openapi::documented()
         .merge(ha::router())
         .merge(account::router())
         .merge(charging::router())
@@ -59,7 +96,20 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(webhooks::router())
         .merge(health::router())
+        .merge(admin::router())
+}
+
+/// The OpenAPI description of `api()`: what `/openapi.json` serves, less that route itself.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, spec) = api().split_for_parts();
+    openapi::with_spec_route(router, openapi::finish(spec))
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Last, so it wraps every route (and sees which one matched).
+        .layer(observe::ObserveLayer::new(state.http_metrics.clone()))
         .with_state(state)
 }

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use serde_json::{Value, json};
@@ -15,10 +15,13 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::{ErrorBody, alias};
 use crate::enode::client::Priority;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/ha/refresh", post(refresh)).route("/api/v1/ha/refresh", post(refresh))
+pub fn router() -> OpenApiRouter<AppState> {
+    alias(OpenApiRouter::new().routes(routes!(refresh)), "/api/v1/ha/refresh", "/api/ha/refresh", post(refresh))
 }
 
 /// When each vehicle last got a hint.
@@ -43,6 +46,20 @@ impl HintCooldowns {
     }
 }
 
+/// Ask Enode to refresh the caller's vehicles ("refresh now").
+///
+/// At most one hint per vehicle per cooldown; the new data arrives later by webhook.
+#[utoipa::path(
+    post,
+    path = "/api/ha/refresh",
+    tag = "home-assistant",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "How many vehicles were hinted", body = Object),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 503, description = "Enode is not configured", body = ErrorBody),
+    )
+)]
 async fn refresh(State(app): State<AppState>, Caller(caller): Caller) -> Result<Json<Value>, ApiError> {
     let client = app.enode.clone().ok_or_else(|| ApiError::Unavailable {
         detail: "Enode is not configured on this server".into(),

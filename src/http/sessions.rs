@@ -2,7 +2,6 @@
 //! detected, the odometer a user adds to the latest one, and the electricity rate costs come from.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -15,6 +14,9 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::ha::owned_entry;
 use super::json::JsonBody;
+use super::openapi::{ErrorBody, alias};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Sessions per page when the client does not say, and the most it may ask for.
 const DEFAULT_LIMIT: u32 = 50;
@@ -22,20 +24,38 @@ const MAX_LIMIT: u32 = 200;
 /// No car has driven this far; a larger odometer is a typo (metres, or an extra digit).
 const MAX_ODOMETER_KM: f64 = 10_000_000.0;
 
-pub fn router() -> Router<AppState> {
-    let mut router = Router::new();
+pub fn router() -> OpenApiRouter<AppState> {
+    let router =
+        OpenApiRouter::new().routes(routes!(list)).routes(routes!(set_odometer)).routes(routes!(rate, set_rate));
     // Older clients use the `/api/v1/ha` prefix for the same calls.
-    for prefix in ["/api/ha", "/api/v1/ha"] {
-        router = router
-            .route(&format!("{prefix}/charging/sessions"), get(list))
-            .route(&format!("{prefix}/charging/{{vehicle_id}}/odometer"), post(set_odometer))
-            .route(&format!("{prefix}/electricity-rate"), get(rate).post(set_rate));
-    }
-    router
+    let router = alias(router, "/api/v1/ha/charging/sessions", "/api/ha/charging/sessions", get(list));
+    let router = alias(
+        router,
+        "/api/v1/ha/charging/{vehicle_id}/odometer",
+        "/api/ha/charging/{vehicle_id}/odometer",
+        post(set_odometer),
+    );
+    alias(router, "/api/v1/ha/electricity-rate", "/api/ha/electricity-rate", get(rate).post(set_rate))
 }
 
-/// `GET /api/ha/charging/sessions?limit=&since=`: the caller's closed sessions, all vehicles,
-/// `start_time > since`, oldest first.
+/// The caller's closed charging sessions, all vehicles, oldest first.
+///
+/// `?limit=` (default 50, at most 200) and `?since=` (sessions starting after it).
+#[utoipa::path(
+    get,
+    path = "/api/ha/charging/sessions",
+    tag = "home-assistant",
+    params(
+        ("limit" = Option<u32>, Query, description = "Sessions per page (default 50, at most 200)"),
+        ("since" = Option<String>, Query, description = "Only sessions starting after this time"),
+    ),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`sessions` and `has_more`", body = Object),
+        (status = 400, description = "A malformed limit or time", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+    )
+)]
 async fn list(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -163,7 +183,21 @@ struct OdometerBody {
     odometer_km: f64,
 }
 
-/// `POST /api/ha/charging/{vehicle_id}/odometer`: the odometer of the vehicle's latest session.
+/// Set the odometer of the vehicle's latest charging session.
+#[utoipa::path(
+    post,
+    path = "/api/ha/charging/{vehicle_id}/odometer",
+    tag = "home-assistant",
+    params(("vehicle_id" = String, Path, description = "Enode vehicle id or internal id")),
+    request_body(content = Object, description = r#"{"odometer_km": 12345.6}"#),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The updated session", body = Object),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No such vehicle, or no session yet", body = ErrorBody),
+        (status = 422, description = "Not a plausible odometer", body = ErrorBody),
+    )
+)]
 async fn set_odometer(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -192,7 +226,19 @@ struct RateBody {
     currency: String,
 }
 
-/// `POST /api/ha/electricity-rate`: sessions ending from now on carry this rate and their cost.
+/// Set the caller's electricity rate: sessions ending from now on carry it and their cost.
+#[utoipa::path(
+    post,
+    path = "/api/ha/electricity-rate",
+    tag = "home-assistant",
+    request_body(content = Object, description = r#"{"cost_per_kwh": 0.25, "currency": "EUR"}"#),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The rate", body = Object),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 422, description = "Not a rate or not an ISO 4217 currency", body = ErrorBody),
+    )
+)]
 async fn set_rate(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -218,7 +264,18 @@ async fn set_rate(
     Ok(Json(rate_json(&rate)))
 }
 
-/// `GET /api/ha/electricity-rate`.
+/// The caller's electricity rate.
+#[utoipa::path(
+    get,
+    path = "/api/ha/electricity-rate",
+    tag = "home-assistant",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The rate", body = Object),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No rate set", body = ErrorBody),
+    )
+)]
 async fn rate(State(app): State<AppState>, Caller(caller): Caller) -> Result<Json<Value>, ApiError> {
     let rate = app.sessions.rate(caller.user.id).ok_or(ApiError::NotFound("no electricity rate set"))?;
     Ok(Json(rate_json(&rate)))

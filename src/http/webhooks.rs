@@ -5,16 +5,18 @@
 //! events go to the actors and the answer goes back, in milliseconds: Enode waits only 5 s.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_LENGTH;
-use axum::routing::post;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
+use super::openapi::ErrorBody;
 use crate::enode::{events, signature};
 use crate::ingest::Rejection;
 use crate::store::{DeliveryOutcome, NewDelivery};
@@ -24,16 +26,38 @@ const DELIVERY: &str = "x-enode-delivery";
 /// Longest delivery id stored; Enode's are UUIDs.
 const MAX_DELIVERY_ID: usize = 200;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/webhook/enode", post(receive))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Ack {
     accepted: usize,
     duplicate: bool,
 }
 
+/// Receive a batch of Enode webhook events.
+///
+/// Signed with HMAC-SHA1 over the raw body (`x-enode-signature`); idempotent by
+/// `x-enode-delivery`: a repeated delivery is acknowledged as a duplicate and not applied again.
+#[utoipa::path(
+    post,
+    path = "/api/webhook/enode",
+    tag = "webhooks",
+    request_body(content = Vec<Object>, description = "Enode's event batch (at most 100 events)"),
+    params(
+        ("x-enode-signature" = String, Header, description = "sha1=<hex HMAC of the body>"),
+        ("x-enode-delivery" = String, Header, description = "The delivery id (idempotency key)"),
+    ),
+    security(("enode_signature" = [])),
+    responses(
+        (status = 200, description = "Recorded and handed to the vehicles", body = Ack),
+        (status = 400, description = "Missing delivery id or not a batch of events", body = ErrorBody),
+        (status = 401, description = "Missing or invalid signature", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; Enode retries", body = ErrorBody),
+    )
+)]
 async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Ack>, ApiError> {
     let limit = app.config.enode_webhook_max_body_bytes;
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());

@@ -80,6 +80,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub state: AppState,
+    /// Where `/metrics` answers, when the config sets `metrics_listen`.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -94,13 +96,14 @@ impl TestApp {
     pub async fn start_on(listener: tokio::net::TcpListener, config: Config, clock: Arc<dyn Clock>) -> Self {
         let app = App::build_with_clock(config, clock).await.expect("app builds");
         let state = app.state().clone();
+        let metrics_addr = app.metrics_addr();
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.serve(listener, async {
             let _ = stopped.await;
         }));
         let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
-        Self { addr, http, state, stop: Some(stop), task: Some(task) }
+        Self { addr, http, state, metrics_addr, stop: Some(stop), task: Some(task) }
     }
 
     /// Graceful shutdown, as on SIGTERM: waits until state is flushed.

@@ -2,6 +2,7 @@
 //! (SQLite, and Postgres on the local server), real HTTP, and the Enode simulator as Enode.
 //! One binary, one module per feature.
 
+mod admin;
 mod budget;
 mod charging;
 mod database_outage;
@@ -9,6 +10,8 @@ mod freshness;
 mod helpers;
 mod lifecycle;
 mod linking;
+mod metrics;
+mod openapi;
 mod reads;
 mod restart;
 mod sessions;
