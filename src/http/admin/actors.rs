@@ -49,6 +49,7 @@ pub struct ActorPage {
 #[utoipa::path(
     get,
     path = "/admin/actors",
+    operation_id = "admin_list_actors",
     tag = "admin",
     params(ActorQuery),
     security(("admin" = [])),
@@ -104,6 +105,7 @@ fn parse_cursor(cursor: &str) -> Result<(u8, Uuid), ApiError> {
 #[utoipa::path(
     get,
     path = "/admin/actors/{id}",
+    operation_id = "admin_actor",
     tag = "admin",
     params(("id" = String, Path, description = "Enode vehicle id or internal id")),
     security(("admin" = [])),
@@ -137,6 +139,7 @@ pub struct RestartAnswer {
 #[utoipa::path(
     post,
     path = "/admin/actors/{id}/restart",
+    operation_id = "admin_restart_actor",
     tag = "admin",
     params(("id" = String, Path, description = "Enode vehicle id or internal id")),
     security(("admin" = [])),
@@ -174,6 +177,7 @@ pub async fn restart(
 #[utoipa::path(
     post,
     path = "/admin/actors/{id}/refresh",
+    operation_id = "admin_refresh_actor",
     tag = "admin",
     params(("id" = String, Path, description = "Enode vehicle id or internal id")),
     security(("admin" = [])),

@@ -41,6 +41,7 @@ pub struct Upstream {
 #[utoipa::path(
     get,
     path = "/admin/upstream",
+    operation_id = "admin_upstream",
     tag = "admin",
     security(("admin" = [])),
     responses(
@@ -96,6 +97,7 @@ pub struct Webhooks {
 #[utoipa::path(
     get,
     path = "/admin/webhooks",
+    operation_id = "admin_webhooks",
     tag = "admin",
     security(("admin" = [])),
     responses(
@@ -133,6 +135,7 @@ pub struct Push {
 #[utoipa::path(
     get,
     path = "/admin/push",
+    operation_id = "admin_push",
     tag = "admin",
     security(("admin" = [])),
     responses(
@@ -160,6 +163,7 @@ pub struct UserRow {
 #[utoipa::path(
     get,
     path = "/admin/users",
+    operation_id = "admin_users",
     tag = "admin",
     security(("admin" = [])),
     responses(

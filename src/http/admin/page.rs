@@ -30,6 +30,7 @@ th{background:#f3f3f3}.degraded,.restarting{background:#fde2e2}.stopped,.stale{b
 #[utoipa::path(
     get,
     path = "/admin",
+    operation_id = "admin_page",
     tag = "admin",
     security(("admin" = [])),
     responses(
