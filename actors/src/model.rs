@@ -24,19 +24,19 @@ pub struct Vehicle {
     pub last_seen: Option<DateTime<Utc>>,
     #[serde(default)]
     pub is_reachable: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub information: Information,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub charge_state: ChargeState,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub smart_charging_policy: SmartChargingPolicy,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub odometer: Odometer,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub location: Location,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub capabilities: Capabilities,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub scopes: Vec<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -237,6 +237,13 @@ impl Vehicle {
         (self.last_seen, self.charge_state.last_updated)
     }
 
+    /// `observed_at` with times later than `latest` counted as `latest`. A vendor clock that runs
+    /// ahead (a `lastSeen` in 2099) must not make every later genuine update look older forever.
+    pub fn observed_at_bounded(&self, latest: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let bound = |t: Option<DateTime<Utc>>| t.map(|t| t.min(latest));
+        (bound(self.last_seen), bound(self.charge_state.last_updated))
+    }
+
     /// `information.displayName`, else "<brand> <model>", else the vendor.
     pub fn display_name(&self) -> Option<String> {
         if let Some(name) = self.information.display_name.as_deref().filter(|n| !n.is_empty()) {
@@ -310,6 +317,16 @@ pub struct ChargeAction {
     pub extra: Extra,
 }
 
+/// A nested object Enode sends as `null` (a just-discovered vehicle has "the rest null") reads as
+/// its empty default, instead of failing the whole event.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Numbers as Enode writes them: `62` stays `62`, `87.5` stays `87.5`. Plain `f64` would turn every
 /// integer into `62.0`, which some HA templates compare as strings.
 pub mod number {
@@ -357,6 +374,15 @@ mod tests {
         assert_eq!(back["newTopLevel"], raw["newTopLevel"]);
         assert_eq!(back["chargeState"]["vendorSpecific"], "x");
         assert_eq!(back["capabilities"]["preconditioning"]["isCapable"], true);
+    }
+
+    #[test]
+    fn null_nested_objects_read_as_empty() {
+        let raw = r#"{"id":"v","chargeState":null,"location":null,"odometer":null,"capabilities":null,
+            "smartChargingPolicy":null,"information":null,"scopes":null}"#;
+        let vehicle: Vehicle = serde_json::from_str(raw).unwrap();
+        assert_eq!(vehicle.charge_state.power_delivery_state.as_str(), "UNKNOWN");
+        assert!(!vehicle.location.is_known());
     }
 
     #[test]

@@ -261,6 +261,9 @@ fn with_action(current: &VehicleState, action: ChargeAction) -> Option<VehicleSt
         .then(|| VehicleState { charge_action: Some(action), ..current.clone() })
 }
 
+/// How far ahead of this service's clock a vendor's timestamp is believed when ordering states.
+const FUTURE_SKEW: chrono::Duration = chrono::Duration::minutes(10);
+
 /// Decides what an observation does to the current state: `None` when it changes nothing.
 ///
 /// Newer wins by the vehicle's own timestamps (`lastSeen`, then `chargeState.lastUpdated`); an
@@ -279,7 +282,12 @@ pub fn merge(
             Some(VehicleState { relink_required: false, ..current.clone() })
         }
         ObservationKind::Discovered => None,
-        ObservationKind::Updated if incoming.observed_at() < current.vehicle.observed_at() => {
+        // Each side's clock is believed up to a little past the moment the service received it: a
+        // vendor stamping 2099 wins for at most FUTURE_SKEW, then genuine updates apply again.
+        ObservationKind::Updated
+            if incoming.observed_at_bounded(now + FUTURE_SKEW)
+                < current.vehicle.observed_at_bounded(current.received_at + FUTURE_SKEW) =>
+        {
             tracing::debug!(vehicle = %incoming.id, "older vehicle state ignored");
             None
         }
@@ -334,6 +342,29 @@ mod tests {
         let mut newer = current.vehicle.clone();
         newer.charge_state.last_updated = newer.charge_state.last_updated.map(|t| t + Duration::seconds(1));
         assert!(merge(&current, newer, DataSource::Webhook, ObservationKind::Updated, Utc::now()).is_some());
+    }
+
+    #[test]
+    fn a_future_timestamp_does_not_freeze_the_vehicle() {
+        let received = Utc::now();
+        let mut current = sample_state("v");
+        current.received_at = received;
+        current.vehicle.last_seen = Some(received + Duration::days(365 * 70)); // a vendor clock bug
+        current.vehicle.charge_state.last_updated = current.vehicle.last_seen;
+        let genuine_at = |now: chrono::DateTime<Utc>| {
+            let mut v = current.vehicle.clone();
+            v.last_seen = Some(now);
+            v.charge_state.last_updated = Some(now);
+            v.charge_state.battery_level = Some(12.0);
+            v
+        };
+        // Within the skew the future state still wins (it might be a clock a little ahead)...
+        let soon = received + Duration::minutes(5);
+        assert!(merge(&current, genuine_at(soon), DataSource::Webhook, ObservationKind::Updated, soon).is_none());
+        // ...but not for longer: genuine updates apply again.
+        let later = received + Duration::minutes(11);
+        let next = merge(&current, genuine_at(later), DataSource::Webhook, ObservationKind::Updated, later).unwrap();
+        assert_eq!(next.vehicle.charge_state.battery_level, Some(12.0));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chrono::DateTime;
 use evconduit_actors::refresh::Freshness;
 use evconduit_actors::snapshot::{ActorStatus, BoardEntry, Snapshot};
 use evconduit_actors::status::list_item;
@@ -175,7 +176,10 @@ fn freshness_headers(headers: &mut HeaderMap, entry: &BoardEntry, snapshot: &Sna
     if let Ok(etag) = HeaderValue::from_str(&snapshot.etag) {
         headers.insert(ETAG, etag);
     }
-    let modified = state.vehicle.last_seen.unwrap_or(state.received_at);
+    // Vendor clocks are not to be trusted: never before the epoch (httpdate cannot format it) and
+    // never after the moment the service received the data.
+    let modified =
+        state.vehicle.last_seen.unwrap_or(state.received_at).min(state.received_at).max(DateTime::UNIX_EPOCH);
     if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::from(modified))) {
         headers.insert(LAST_MODIFIED, value);
     }

@@ -273,3 +273,26 @@ async fn deleted_vehicles_disappear_and_invalid_credentials_show() {
     let ids: Vec<String> = store.load_vehicles().await.unwrap().into_iter().map(|v| v.vehicle.id).collect();
     assert_eq!(ids, ["car-a"]);
 }
+
+#[tokio::test]
+async fn vendor_timestamps_out_of_range_do_not_break_reads() {
+    let db = TestDatabase::sqlite();
+    let clock = std::sync::Arc::new(evconduit_actors::testing::ManualClock::new(chrono::Utc::now()));
+    let app = TestApp::start_on(bind().await, config(&db), clock.clone()).await;
+    let (user, key) = app.user_with_key(None, "clock@example.com", None).await;
+    let user = user.to_string();
+    // A vendor's "unknown date" sentinel: before 1970, which HTTP dates cannot express.
+    app.signed_webhook(&batch(&[updated_event("car", &user, "0001-01-01T00:00:00Z", 40)])).await;
+    app.eventually_status(&key, "car", "ancient state", |b| b["batteryLevel"] == 40).await;
+    let response = app.get(&key, "/api/status/car").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["last-modified"], "Thu, 01 Jan 1970 00:00:00 GMT");
+    // A clock far in the future wins for a few minutes at most, then genuine updates apply again.
+    app.signed_webhook(&batch(&[updated_event("car", &user, "2099-01-01T00:00:00Z", 41)])).await;
+    app.eventually_status(&key, "car", "future state", |b| b["batteryLevel"] == 41).await;
+    clock.advance(chrono::Duration::minutes(11));
+    let now = evconduit_actors::ports::Clock::now(clock.as_ref()).to_rfc3339();
+    app.signed_webhook(&batch(&[updated_event("car", &user, &now, 42)])).await;
+    app.eventually_status(&key, "car", "genuine update after the future one", |b| b["batteryLevel"] == 42).await;
+    app.stop().await;
+}
