@@ -19,11 +19,18 @@ pub struct MemoryStore {
     vehicles: Mutex<HashMap<Uuid, VehicleState>>,
     down: AtomicBool,
     write_calls: AtomicUsize,
+    /// Vehicles whose writes are refused outright (as a database refuses a row it cannot take).
+    refused: Mutex<std::collections::HashSet<Uuid>>,
 }
 
 impl MemoryStore {
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Refuse every write of this vehicle with a permanent error.
+    pub fn refuse(&self, id: Uuid) {
+        self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
     }
 
     pub fn write_calls(&self) -> usize {
@@ -64,6 +71,10 @@ impl StateStore for MemoryStore {
         self.write_calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(PortError::retryable("memory store is down"));
+        }
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if batch.iter().any(|w| refused.contains(&w.internal_id())) {
+            return Err(PortError::permanent("memory store refuses this vehicle"));
         }
         let mut map = self.lock();
         for write in batch {

@@ -39,6 +39,8 @@ pub struct WriteBehindStats {
     pub backlog: usize,
     pub written: u64,
     pub failed_batches: u64,
+    /// Writes the store refused outright (each logged): data that could not be saved.
+    pub dropped: u64,
     pub last_flush_micros: u64,
 }
 
@@ -60,6 +62,7 @@ struct Inner {
     writer: tokio::sync::Mutex<()>,
     written: AtomicU64,
     failed_batches: AtomicU64,
+    dropped: AtomicU64,
     last_flush_micros: AtomicU64,
 }
 
@@ -75,6 +78,7 @@ impl WriteBehind {
                 writer: tokio::sync::Mutex::new(()),
                 written: AtomicU64::new(0),
                 failed_batches: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
                 last_flush_micros: AtomicU64::new(0),
             }),
         }
@@ -97,6 +101,7 @@ impl WriteBehind {
             backlog: self.pending().len(),
             written: self.inner.written.load(Ordering::Relaxed),
             failed_batches: self.inner.failed_batches.load(Ordering::Relaxed),
+            dropped: self.inner.dropped.load(Ordering::Relaxed),
             last_flush_micros: self.inner.last_flush_micros.load(Ordering::Relaxed),
         }
     }
@@ -138,7 +143,6 @@ impl WriteBehind {
                 Ok(()) if self.pending().is_empty() => return Ok(()),
                 Ok(()) => continue,
                 Err(err) if started.elapsed() + wait > deadline => return Err(err),
-                Err(err) if !err.retryable => return Err(err),
                 Err(_) => {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(self.inner.config.max_backoff);
@@ -147,8 +151,9 @@ impl WriteBehind {
         }
     }
 
-    /// Writes all queued entries in batches. On failure the failed batch is re-queued (entries
-    /// not superseded meanwhile) and the error returned.
+    /// Writes all queued entries in batches. When the store is unavailable the batch is
+    /// re-queued (entries not superseded meanwhile) and the error returned; a batch it refuses
+    /// outright is written entry by entry so only the bad entry is dropped, and writing goes on.
     async fn write_pending(&self) -> Result<(), PortError> {
         let _writer = self.inner.writer.lock().await;
         loop {
@@ -163,40 +168,57 @@ impl WriteBehind {
                     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     self.inner.last_flush_micros.store(micros, Ordering::Relaxed);
                 }
-                Err(err) => {
+                Err(err) if err.retryable => {
                     self.inner.failed_batches.fetch_add(1, Ordering::Relaxed);
-                    if err.retryable {
-                        self.requeue(batch);
-                    } else {
-                        // A batch the store refuses outright would block every vehicle behind it
-                        // forever; write its entries one by one so only the bad one is dropped.
-                        self.write_singly(batch).await;
-                    }
+                    self.requeue(batch);
                     return Err(err);
+                }
+                Err(_) => {
+                    // A batch the store refuses outright would block every vehicle behind it
+                    // forever; write its entries one by one so only the bad one is dropped.
+                    self.inner.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    self.write_singly(batch).await?;
                 }
             }
         }
     }
 
-    async fn write_singly(&self, batch: Vec<VehicleWrite>) {
+    /// Writes entries one at a time. Returns the first "unavailable" error (those entries are
+    /// re-queued); refused entries are dropped and counted.
+    async fn write_singly(&self, batch: Vec<VehicleWrite>) -> Result<(), PortError> {
+        let mut unavailable = None;
         for write in batch {
             let id = write.internal_id();
             match self.inner.store.write_vehicles(std::slice::from_ref(&write)).await {
                 Ok(()) => {
                     self.inner.written.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(err) if err.retryable => self.requeue(vec![write]),
+                Err(err) if err.retryable => {
+                    self.requeue(vec![write]);
+                    unavailable.get_or_insert(err);
+                }
                 Err(err) => {
-                    tracing::error!(vehicle = %id, error = %err, "store refused a vehicle write; dropped")
+                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(vehicle = %id, error = %err, "store refused a vehicle write; dropped");
                 }
             }
         }
+        unavailable.map_or(Ok(()), Err)
     }
 
+    /// Up to a batch of queued writes, deletes first: a vehicle removed and linked again gets a
+    /// new internal id with the same Enode id, and the old row must be gone before the new one
+    /// is inserted (the Enode id is unique).
     fn take_batch(&self) -> Vec<VehicleWrite> {
         let mut pending = self.pending();
         let n = pending.len().min(self.inner.config.batch);
-        let ids: Vec<Uuid> = pending.keys().take(n).copied().collect();
+        let mut ids: Vec<Uuid> = pending
+            .iter()
+            .filter(|(_, w)| matches!(w, VehicleWrite::Delete { .. }))
+            .map(|(id, _)| *id)
+            .take(n)
+            .collect();
+        ids.extend(pending.keys().filter(|id| !ids.contains(id)).take(n - ids.len()).copied().collect::<Vec<_>>());
         ids.iter().filter_map(|id| pending.remove(id)).collect()
     }
 
@@ -270,6 +292,39 @@ mod tests {
         wb.submit(VehicleWrite::Delete { internal_id: a.internal_id });
         wb.flush(Duration::from_secs(1)).await.unwrap();
         assert!(store.vehicle(a.internal_id).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_is_dropped_alone_and_the_rest_is_written() {
+        let store = Arc::new(MemoryStore::default());
+        let wb = WriteBehind::new(store.clone(), WriteBehindConfig::default());
+        let bad = sample_state("refused");
+        store.refuse(bad.internal_id);
+        let good: Vec<_> = (0..5).map(|i| sample_state(&format!("ok{i}"))).collect();
+        wb.submit(VehicleWrite::Upsert(Arc::new(bad.clone())));
+        for state in &good {
+            wb.submit(VehicleWrite::Upsert(Arc::new(state.clone())));
+        }
+        wb.flush(Duration::from_secs(1)).await.unwrap();
+        assert!(good.iter().all(|s| store.vehicle(s.internal_id).is_some()));
+        assert!(store.vehicle(bad.internal_id).is_none());
+        assert_eq!(wb.stats().dropped, 1);
+        assert_eq!(wb.stats().backlog, 0);
+    }
+
+    #[tokio::test]
+    async fn deletes_go_before_upserts_across_batches() {
+        let store = Arc::new(MemoryStore::default());
+        let config = WriteBehindConfig { batch: 2, ..WriteBehindConfig::default() };
+        let wb = WriteBehind::new(store.clone(), config);
+        for i in 0..6 {
+            wb.submit(VehicleWrite::Upsert(Arc::new(sample_state(&format!("v{i}")))));
+        }
+        let gone = sample_state("gone");
+        store.insert(gone.clone());
+        wb.submit(VehicleWrite::Delete { internal_id: gone.internal_id });
+        let first = wb.take_batch();
+        assert!(matches!(first[0], VehicleWrite::Delete { .. }));
     }
 
     #[tokio::test]
