@@ -122,25 +122,30 @@ impl Accounts {
 
     /// A user by id: from memory, else from the store (a user added by the CLI while running).
     pub async fn user(&self, id: Uuid) -> Option<Arc<User>> {
+        self.lookup_user(id).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "user lookup failed");
+            None
+        })
+    }
+
+    /// Like `user`, but a store failure is an error, not "no such user": callers that must not
+    /// mistake an outage for an unknown user (webhook ingest) use this.
+    pub async fn lookup_user(&self, id: Uuid) -> Result<Option<Arc<User>>, StoreError> {
         if let Some(user) = self.users.get(&id) {
-            return Some(Arc::clone(&user));
+            return Ok(Some(Arc::clone(&user)));
         }
         if self.unknown_users.contains_key(&id) {
-            return None;
+            return Ok(None);
         }
-        match self.store.user_by_id(id).await {
-            Ok(Some(user)) => {
+        match self.store.user_by_id(id).await? {
+            Some(user) => {
                 let user = Arc::new(user);
                 self.users.insert(id, Arc::clone(&user));
-                Some(user)
+                Ok(Some(user))
             }
-            Ok(None) => {
+            None => {
                 self.unknown_users.insert(id, ());
-                None
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "user lookup failed");
-                None
+                Ok(None)
             }
         }
     }

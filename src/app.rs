@@ -247,6 +247,9 @@ impl App {
     /// Stops actors, then writes everything still queued. Nothing accepted is lost.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         tracing::info!("shutting down: stopping actors");
+        // From here on a webhook could be acknowledged after its actor stopped: refuse them
+        // (503) so Enode keeps them and retries against the next instance.
+        self.state.ingest.stop_accepting();
         self.state.refresh.stop();
         for task in &self.background {
             task.abort();

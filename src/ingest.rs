@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::accounts::Accounts;
 use crate::enode::events::{Event, Parsed};
+use crate::store::StoreError;
 
 pub struct WebhookIngest {
     fleet: Fleet,
@@ -24,6 +25,7 @@ pub struct WebhookIngest {
     /// refresh scheduler and the webhook subscription keeper.
     stream: Arc<WebhookStream>,
     counters: Counters,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -79,7 +81,13 @@ pub enum Rejection {
 
 impl WebhookIngest {
     pub fn new(fleet: Fleet, accounts: Arc<Accounts>, stream: Arc<WebhookStream>) -> Self {
-        Self { fleet, accounts, stream, counters: Counters::default() }
+        Self {
+            fleet,
+            accounts,
+            stream,
+            counters: Counters::default(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     pub fn rejected(&self, why: Rejection) {
@@ -94,15 +102,17 @@ impl WebhookIngest {
         self.counters.duplicate_deliveries.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Applies a recorded delivery's events in order.
-    pub async fn apply(&self, events: Vec<Parsed>, now: DateTime<Utc>) {
+    /// Applies a recorded delivery's events in order. Stops at a store failure (a user lookup
+    /// that could not be made): the delivery then stays unapplied and Enode's retry applies it
+    /// again, from the start, harmlessly (newer state wins).
+    pub async fn apply(&self, events: Vec<Parsed>, now: DateTime<Utc>) -> Result<(), StoreError> {
         let c = &self.counters;
         c.deliveries.fetch_add(1, Ordering::Relaxed);
         c.last_delivery_ms.store(now.timestamp_millis(), Ordering::Relaxed);
         self.stream.delivery(now);
         for parsed in events {
             match parsed {
-                Parsed::Event(event) => self.apply_event(*event, now).await,
+                Parsed::Event(event) => self.apply_event(*event, now).await?,
                 Parsed::Unknown(name) => {
                     c.unknown_event.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(event = %name, "unhandled Enode event ignored");
@@ -113,22 +123,23 @@ impl WebhookIngest {
                 }
             }
         }
+        Ok(())
     }
 
-    async fn apply_event(&self, event: Event, now: DateTime<Utc>) {
+    async fn apply_event(&self, event: Event, now: DateTime<Utc>) -> Result<(), StoreError> {
         let c = &self.counters;
         match event {
             Event::VehicleDiscovered(e) => {
                 c.discovered.fetch_add(1, Ordering::Relaxed);
-                self.observe(&e.user.id, e.vehicle, ObservationKind::Discovered, now).await;
+                self.observe(&e.user.id, e.vehicle, ObservationKind::Discovered, now).await?;
             }
             Event::VehicleUpdated(e) => {
                 c.updated.fetch_add(1, Ordering::Relaxed);
-                self.observe(&e.user.id, e.vehicle, ObservationKind::Updated, now).await;
+                self.observe(&e.user.id, e.vehicle, ObservationKind::Updated, now).await?;
             }
             Event::VehicleDeleted(e) => {
                 c.deleted.fetch_add(1, Ordering::Relaxed);
-                let Some(user) = self.known_user(&e.user.id).await else { return };
+                let Some(user) = self.known_user(&e.user.id).await? else { return Ok(()) };
                 let owned =
                     self.fleet.board().get(&e.vehicle.id).is_some_and(|entry| entry.snapshot().state.user_id == user);
                 if owned && let Err(err) = self.fleet.remove(&e.vehicle.id).await {
@@ -137,14 +148,14 @@ impl WebhookIngest {
             }
             Event::CredentialsInvalidated(e) => {
                 c.credentials_invalidated.fetch_add(1, Ordering::Relaxed);
-                if let Some(user) = self.known_user(&e.user.id).await {
+                if let Some(user) = self.known_user(&e.user.id).await? {
                     let n = self.fleet.credentials_invalidated(user, e.vendor.as_deref());
                     tracing::info!(user = %user, vendor = ?e.vendor, vehicles = n, "vendor credentials invalidated");
                 }
             }
             Event::VendorActionUpdated(e) => {
                 c.vendor_action_updated.fetch_add(1, Ordering::Relaxed);
-                let Some(user) = self.known_user(&e.user.id).await else { return };
+                let Some(user) = self.known_user(&e.user.id).await? else { return Ok(()) };
                 match serde_json::from_value::<ChargeAction>(e.vendor_action) {
                     Ok(action) => {
                         if self.fleet.action_updated(user, action) == Routed::WrongOwner {
@@ -166,6 +177,7 @@ impl WebhookIngest {
                 c.tests.fetch_add(1, Ordering::Relaxed);
             }
         }
+        Ok(())
     }
 
     async fn observe(
@@ -174,8 +186,8 @@ impl WebhookIngest {
         vehicle: crate::enode::model::Vehicle,
         kind: ObservationKind,
         now: DateTime<Utc>,
-    ) {
-        let Some(user) = self.known_user(enode_user).await else { return };
+    ) -> Result<(), StoreError> {
+        let Some(user) = self.known_user(enode_user).await? else { return Ok(()) };
         // A vehicle seen for the first time has no internal id yet: its history starts with
         // `Created`, recorded by the fleet.
         let known = self.fleet.board().get(&vehicle.id).map(|e| e.snapshot().state.internal_id);
@@ -192,20 +204,31 @@ impl WebhookIngest {
                 }
             }
         }
+        Ok(())
     }
 
     /// The user an event names. A user's id is their Enode user id; events for users this
     /// service does not know (another deployment's, or deleted) are counted and ignored.
-    async fn known_user(&self, enode_user: &str) -> Option<Uuid> {
+    async fn known_user(&self, enode_user: &str) -> Result<Option<Uuid>, StoreError> {
         let known = match Uuid::parse_str(enode_user) {
-            Ok(id) => self.accounts.user(id).await.map(|u| u.id),
+            Ok(id) => self.accounts.lookup_user(id).await?.map(|u| u.id),
             Err(_) => None,
         };
         if known.is_none() {
             self.counters.unknown_user.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("Enode event for an unknown user ignored");
         }
-        known
+        Ok(known)
+    }
+
+    /// Webhooks are refused (503, so Enode keeps and retries them) from the moment shutdown
+    /// starts stopping the actors: an event accepted then would be acknowledged and lost.
+    pub fn stop_accepting(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
     }
 
     pub fn stats(&self) -> IngestStats {

@@ -448,11 +448,14 @@ async fn record_delivery_detects_duplicates(db: &TestDatabase) {
     let store = open(db).await;
     let delivery = NewDelivery { id: "delivery-1".to_owned(), received_at: base_time(), event_count: 3 };
     assert_eq!(store.record_delivery(&delivery).await.expect("record"), DeliveryOutcome::Recorded);
+    // Recorded but never marked applied (the first attempt was cut off): apply it now.
+    assert_eq!(store.record_delivery(&delivery).await.expect("record again"), DeliveryOutcome::Unapplied);
+    store.mark_delivery_applied(&delivery.id, base_time()).await.expect("mark applied");
     assert_eq!(store.record_delivery(&delivery).await.expect("record again"), DeliveryOutcome::Duplicate);
     let retried_later = NewDelivery { received_at: base_time() + TimeDelta::minutes(5), ..delivery.clone() };
     assert_eq!(store.record_delivery(&retried_later).await.expect("record retry"), DeliveryOutcome::Duplicate);
 
-    // Concurrent duplicates: exactly one is told to apply the events.
+    // Concurrent duplicates: exactly one is told it is the first.
     let other = NewDelivery { id: "delivery-2".to_owned(), ..delivery };
     let outcomes = futures::future::join_all((0..8).map(|_| store.record_delivery(&other))).await;
     let recorded = outcomes.into_iter().map(|o| o.expect("record")).filter(|o| *o == DeliveryOutcome::Recorded).count();
@@ -465,6 +468,7 @@ async fn prune_deliveries_forgets_old_ones(db: &TestDatabase) {
         let delivery =
             NewDelivery { id: id.to_owned(), received_at: base_time() + TimeDelta::minutes(minutes), event_count: 1 };
         store.record_delivery(&delivery).await.expect("record");
+        store.mark_delivery_applied(id, base_time()).await.expect("mark applied");
     }
     let pruned = store.prune_deliveries(base_time() + TimeDelta::minutes(60)).await.expect("prune");
     assert_eq!(pruned, 2);

@@ -145,10 +145,29 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Parsed>, BatchError> {
             }
             Ok(match serde_json::from_str::<Event>(raw.get()) {
                 Ok(event) => Parsed::Event(Box::new(event)),
-                Err(e) => Parsed::Malformed { event: name.event, error: e.to_string() },
+                Err(e) => Parsed::Malformed { event: name.event, error: without_values(&e.to_string()) },
             })
         })
         .collect()
+}
+
+/// serde's message with every quoted value replaced by `…`: it goes to logs and error reports,
+/// and the values are vehicle data (VINs, coordinates). Field names (in backticks) stay.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push('…');
+            }
+            ('"', true) => quoted = false,
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -162,6 +181,18 @@ mod tests {
         assert!(matches!(&parsed[0], Parsed::Event(e) if matches!(**e, Event::VehicleDiscovered(_))));
         assert!(matches!(&parsed[1], Parsed::Event(e) if matches!(**e, Event::VehicleUpdated(_))));
         assert!(matches!(&parsed[2], Parsed::Event(e) if matches!(**e, Event::Heartbeat(_))));
+    }
+
+    #[test]
+    fn malformed_events_are_reported_without_their_values() {
+        let body = br#"[{"event":"user:vehicle:updated","user":{"id":"u"},"vehicle":{"id":"v","vendor":["LRW3E7FA1PC000001"]}}]"#;
+        let parsed = parse_batch(body).unwrap();
+        let Parsed::Malformed { error, .. } = &parsed[0] else { panic!("{parsed:?}") };
+        assert!(!error.contains("LRW3E7FA1PC000001"), "{error}");
+        assert_eq!(
+            without_values(r#"invalid type: string "secret", expected f64"#),
+            "invalid type: string …, expected f64"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_LENGTH;
 use serde::Serialize;
+use tracing::Instrument;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -91,18 +92,34 @@ async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
         ApiError::BadRequest(format!("not a batch of Enode events: {err}"))
     })?;
 
+    if !app.ingest.is_accepting() {
+        return Err(ApiError::Unavailable { detail: "shutting down; retry shortly".into(), retry_after_secs: Some(5) });
+    }
     let now = app.clock.now();
     let count = events.len();
     let delivery =
         NewDelivery { id: delivery_id, received_at: now, event_count: i32::try_from(count).unwrap_or(i32::MAX) };
-    match app.store.record_delivery(&delivery).await? {
-        DeliveryOutcome::Duplicate => {
-            app.ingest.duplicate();
-            Ok(Json(Ack { accepted: 0, duplicate: true }))
+    // Recording, applying and marking applied run on their own task: if the request is cut off
+    // (Enode gives up after 5 s, a proxy times out), the work still finishes instead of stopping
+    // between "recorded" and "applied", which would make Enode's retry look like a duplicate.
+    let work = tokio::spawn(
+        async move {
+            let outcome = app.store.record_delivery(&delivery).await?;
+            match outcome {
+                DeliveryOutcome::Duplicate => {
+                    app.ingest.duplicate();
+                    return Ok(Ack { accepted: 0, duplicate: true });
+                }
+                DeliveryOutcome::Unapplied => tracing::info!("applying a delivery that was recorded but not applied"),
+                DeliveryOutcome::Recorded => {}
+            }
+            app.ingest.apply(events, now).await?;
+            app.store.mark_delivery_applied(&delivery.id, app.clock.now()).await?;
+            Ok::<_, ApiError>(Ack { accepted: count, duplicate: false })
         }
-        DeliveryOutcome::Recorded => {
-            app.ingest.apply(events, now).await;
-            Ok(Json(Ack { accepted: count, duplicate: false }))
-        }
-    }
+        // The request's span (and its request id) goes along into the task's log lines.
+        .instrument(tracing::Span::current()),
+    );
+    let ack = work.await.map_err(ApiError::internal)??;
+    Ok(Json(ack))
 }

@@ -90,8 +90,11 @@ pub trait Store: Send + Sync + 'static {
     async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), StoreError>;
 
     // Enode webhook deliveries.
-    /// Records the delivery id; `Duplicate` when the id was recorded before.
+    /// Records the delivery id: `Recorded` the first time, `Duplicate` when it was recorded and
+    /// applied before, `Unapplied` when it was recorded before but never marked applied.
     async fn record_delivery(&self, delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError>;
+    /// Marks a recorded delivery's events as applied.
+    async fn mark_delivery_applied(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Forgets deliveries received before `before` (Enode stops retrying a delivery after a while,
     /// so old ids only take space). Returns how many were removed.
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;

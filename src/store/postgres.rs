@@ -297,7 +297,30 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        Ok(if result.rows_affected() == 1 { DeliveryOutcome::Recorded } else { DeliveryOutcome::Duplicate })
+        if result.rows_affected() == 1 {
+            return Ok(DeliveryOutcome::Recorded);
+        }
+        let applied: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT applied_at FROM webhook_deliveries WHERE id = $1")
+                .bind(&delivery.id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        // Pruned between the two statements: it was applied long ago.
+        Ok(match applied {
+            Some(None) => DeliveryOutcome::Unapplied,
+            _ => DeliveryOutcome::Duplicate,
+        })
+    }
+
+    async fn mark_delivery_applied(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE webhook_deliveries SET applied_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(from_sqlx)
     }
 
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

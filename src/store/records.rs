@@ -120,6 +120,9 @@ pub struct NewDelivery {
 pub enum DeliveryOutcome {
     /// First time this delivery id was seen: apply it.
     Recorded,
-    /// Seen before (Enode retries with the same id): acknowledge, do not apply again.
+    /// Seen and applied before (Enode retries with the same id): acknowledge, do not apply again.
     Duplicate,
+    /// Seen before, but its events were never applied (the request was cut off, or a lookup
+    /// failed): apply it now. Applying twice is harmless: newer state wins.
+    Unapplied,
 }

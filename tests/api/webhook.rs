@@ -296,3 +296,23 @@ async fn vendor_timestamps_out_of_range_do_not_break_reads() {
     app.eventually_status(&key, "car", "genuine update after the future one", |b| b["batteryLevel"] == 42).await;
     app.stop().await;
 }
+
+/// A first attempt recorded the delivery and was then cut off before applying it (Enode gave up
+/// waiting, the process died): Enode's retry must be applied, not dismissed as a duplicate.
+async fn a_recorded_but_unapplied_delivery_is_applied_on_retry(db: TestDatabase) {
+    let app = TestApp::start(config(&db)).await;
+    let (_, key) = app.user_with_key(Some(FIXTURE_USER), "retry@example.com", None).await;
+    let first_attempt =
+        evconduit::store::NewDelivery { id: "cut-off".into(), received_at: chrono::Utc::now(), event_count: 3 };
+    app.store().record_delivery(&first_attempt).await.unwrap();
+
+    let response = app.webhook(FIXTURE_BATCH, Some(FIXTURE_SIGNATURE), "cut-off").await;
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"accepted": 3, "duplicate": false}));
+    app.eventually_status(&key, FIXTURE_VEHICLE, "applied on retry", |b| b["batteryLevel"] == 62).await;
+    // Now it is applied: a further retry is a duplicate.
+    let response = app.webhook(FIXTURE_BATCH, Some(FIXTURE_SIGNATURE), "cut-off").await;
+    assert_eq!(response.json::<Value>().await.unwrap()["duplicate"], true);
+    app.stop().await;
+    db.drop_db().await;
+}
+on_both_backends!(a_recorded_but_unapplied_delivery_is_applied_on_retry);
