@@ -30,6 +30,7 @@ use crate::audience::AccountAudience;
 use crate::config::Config;
 use crate::enode::client::{Client, ClientConfig};
 use crate::http::admin::rates::WebhookRates;
+use crate::http::command_limit::CommandLimit;
 use crate::http::refresh::HintCooldowns;
 use crate::http::{self, AppState};
 use crate::ingest::WebhookIngest;
@@ -159,6 +160,8 @@ impl App {
 
         let ingest = Arc::new(WebhookIngest::new(fleet.clone(), Arc::clone(&accounts), stream));
         let hints = Arc::new(HintCooldowns::new(Duration::from_secs(config.refresh_hint_cooldown_secs)));
+        let commands = Arc::new(CommandLimit::new(config.commands_per_minute_per_user));
+        background.push(tokio::spawn(forget_idle_command_limits(Arc::clone(&commands))));
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("binding metrics on {addr}"))?),
             None => None,
@@ -175,6 +178,7 @@ impl App {
             enode,
             refresh,
             hints,
+            commands,
             subscription,
             sessions,
             write_behind: write_behind.clone(),
@@ -270,6 +274,15 @@ impl App {
         flushed.context("flushing vehicle state to the store")?;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// Keeps the per-user command limits' memory to users active recently.
+async fn forget_idle_command_limits(limits: Arc<CommandLimit>) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        limits.forget_idle();
     }
 }
 

@@ -109,6 +109,9 @@ pub struct Config {
     pub refresh_hint_cooldown_secs: u64,
     /// Tiers allowed to start and stop charging (comma-separated).
     pub charging_tiers: Vec<String>,
+    /// Commands that spend the shared Enode budget (charge, link, unlink, refresh now) a user may
+    /// send per minute; more get 429 with Retry-After. Polls are never limited.
+    pub commands_per_minute_per_user: u32,
     /// How long a charging command waits for Enode's answer before giving up, in milliseconds.
     pub command_timeout_ms: u64,
     /// First look at a charging action whose webhook has not come, in seconds (doubles per look).
@@ -180,6 +183,7 @@ impl Default for Config {
             refresh_retry_base_secs: 30,
             refresh_hint_cooldown_secs: 5 * 60,
             charging_tiers: vec!["basic".to_owned(), "pro".to_owned()],
+            commands_per_minute_per_user: 20,
             command_timeout_ms: 30_000,
             action_poll_secs: 30,
             action_poll_attempts: 5,

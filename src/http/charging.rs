@@ -52,6 +52,7 @@ async fn charge(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let kind = parse_action(&body)?;
+    app.commands.check(caller.user.id)?;
     let tier = caller.user.effective_tier(app.clock.now());
     if !app.config.may_charge(tier) {
         return Err(ApiError::Forbidden(format!(

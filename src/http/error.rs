@@ -24,6 +24,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     Unprocessable(String),
+    /// A per-user limit on commands; never used for polls.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after_secs: u64 },
     #[error("{detail}")]
     Unavailable { detail: String, retry_after_secs: Option<u64> },
     /// Enode answered in a way this service cannot use (refused credentials, a broken answer).
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -72,6 +76,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::BadGateway(_) => "bad_gateway",
             ApiError::Internal(_) => "internal",
@@ -96,7 +101,9 @@ impl IntoResponse for ApiError {
         if let ApiError::Unauthorized(_) = self {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let ApiError::Unavailable { retry_after_secs: Some(secs), .. } = self {
+        if let ApiError::Unavailable { retry_after_secs: Some(secs), .. }
+        | ApiError::TooManyRequests { retry_after_secs: secs, .. } = self
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response

@@ -49,6 +49,7 @@ struct LinkBody {
 )]
 async fn link(State(app): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Json<Value>, ApiError> {
     let body: LinkBody = parse_optional(&body)?;
+    app.commands.check(caller.user.id)?;
     let vendor = body.vendor.map(|v| checked_vendor(&v)).transpose()?;
     let tier = caller.user.effective_tier(app.clock.now());
     let limit = app.config.vehicle_limit(tier);
@@ -97,6 +98,7 @@ async fn unlink(
     JsonBody(body): JsonBody<UnlinkBody>,
 ) -> Result<Json<Value>, ApiError> {
     let vendor = checked_vendor(&body.vendor)?;
+    app.commands.check(caller.user.id)?;
     let client = app.enode.as_ref().ok_or_else(enode_not_configured)?;
     client.unlink_vendor(&caller.user.id.to_string(), &vendor).await?;
     let mut removed = Vec::new();

@@ -28,6 +28,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod charging;
+pub mod command_limit;
 pub mod error;
 pub mod ha;
 pub mod health;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub enode: Option<Client>,
     pub refresh: RefreshScheduler,
     pub hints: Arc<refresh::HintCooldowns>,
+    /// Per-user limit on commands that spend the shared Enode budget.
+    pub commands: Arc<command_limit::CommandLimit>,
     /// Keeps Enode's webhook pointed here; None when no public URL or credentials are configured.
     pub subscription: Option<Arc<SubscriptionKeeper>>,
     /// Charging sessions in progress and every user's electricity rate.

@@ -24,6 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     alias(OpenApiRouter::new().routes(routes!(refresh)), "/api/v1/ha/refresh", "/api/ha/refresh", post(refresh))
 }
 
+/// A hint still waiting for a budget permit after this long is dropped.
+const HINT_DEADLINE: Duration = Duration::from_secs(60);
+
 /// When each vehicle last got a hint.
 pub struct HintCooldowns {
     cooldown: Duration,
@@ -65,6 +68,7 @@ async fn refresh(State(app): State<AppState>, Caller(caller): Caller) -> Result<
         detail: "Enode is not configured on this server".into(),
         retry_after_secs: None,
     })?;
+    app.commands.check(caller.user.id)?;
     let now = app.clock.now();
     let vehicles = app.fleet.board().for_user(caller.user.id);
     let mut hinted = 0;
@@ -77,9 +81,13 @@ async fn refresh(State(app): State<AppState>, Caller(caller): Caller) -> Result<
         let client = client.clone();
         let enode_id = state.vehicle.id.clone();
         // Not awaited: the answer must not wait for Enode, and the data comes back by webhook.
+        // Best effort, at background priority: a hint must never delay someone's charging command,
+        // and one that cannot get a budget permit soon is not worth sending late.
         tokio::spawn(async move {
-            if let Err(err) = client.refresh_hint(&enode_id, Priority::User).await {
-                tracing::warn!(error = %err, "refresh hint failed");
+            match tokio::time::timeout(HINT_DEADLINE, client.refresh_hint(&enode_id, Priority::Background)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "refresh hint failed"),
+                Err(_) => tracing::info!("refresh hint dropped: no Enode budget within its deadline"),
             }
         });
     }

@@ -92,3 +92,23 @@ async fn refusals_keep_enodes_words_and_tiers_are_gated() {
     let (_, other) = world.user("other@example.com", Tier::Pro).await;
     assert_eq!(command(&world, &other, &id, json!({"action": "START"})).await.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_cannot_flood_enode_with_commands() {
+    let world = World::start(quiet_sim(), |config| config.commands_per_minute_per_user = 2).await;
+    let (_, key) = world.user("flood@example.com", Tier::Pro).await;
+    let (_, neighbour) = world.user("neighbour@example.com", Tier::Pro).await;
+    let id = world.link(&key, "TESLA").await.remove(0); // the link was command 1
+    let second = command(&world, &key, &id, json!({"action": "STOP"})).await;
+    assert_ne!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    let third = command(&world, &key, &id, json!({"action": "STOP"})).await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().contains_key("retry-after"));
+    assert_json(&third);
+    // Reads are never limited, and other users keep their own allowance.
+    for _ in 0..10 {
+        assert_eq!(world.app.get(&key, &format!("/api/status/{id}")).await.status(), StatusCode::OK);
+    }
+    let response = world.app.http.post(world.app.url("/api/ha/refresh")).bearer_auth(&neighbour).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
