@@ -7,8 +7,9 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// axum's default request body limit, which applies to these bodies.
-const BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// Largest JSON request body (set for every route by `DefaultBodyLimit` in `router`). The API's
+/// bodies are a few hundred bytes; a larger limit would only help someone filling memory.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub struct JsonBody<T>(pub T);
 

@@ -33,6 +33,7 @@ pub mod error;
 pub mod ha;
 pub mod health;
 pub mod json;
+pub mod json_errors;
 pub mod link;
 pub mod observe;
 pub mod openapi;
@@ -112,6 +113,9 @@ pub fn router(state: AppState) -> Router {
     openapi::with_spec_route(router, openapi::finish(spec))
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Bodies here are a few hundred bytes; the webhook route reads its own (larger) limit.
+        .layer(axum::extract::DefaultBodyLimit::max(json::BODY_LIMIT))
+        .layer(axum::middleware::map_response(json_errors::json_errors))
         // Last, so it wraps every route (and sees which one matched).
         .layer(observe::ObserveLayer::new(state.http_metrics.clone()))
         .with_state(state)

@@ -173,6 +173,17 @@ async fn errors_are_json_with_detail_and_code() {
     let response = app.http.post(app.url("/api/user/keys")).bearer_auth(&key).body("{oops").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_json(&response);
+
+    // Answers axum makes before any handler runs are JSON too.
+    let response = app.get(&key, "/api/status/%FF%FE").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_json(&response);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["detail"].is_string() && body["code"] == "bad_request", "{body}");
+    let huge = vec![b'x'; 200 * 1024];
+    let response = app.http.post(app.url("/api/charging/any")).bearer_auth(&key).body(huge).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_json(&response);
     app.stop().await;
 }
 
