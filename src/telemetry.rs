@@ -51,17 +51,23 @@ where
 }
 
 /// What Sentry takes from `tracing`: our two span kinds (for context), ERROR events as events,
-/// INFO and WARN events as breadcrumbs.
+/// INFO and WARN events as breadcrumbs. Every filter is bounded by a level, so with Sentry on,
+/// DEBUG and TRACE call sites (hyper's, sqlx's) stay disabled at the call site, as without it.
 pub fn sentry_layers<S>() -> impl Layer<S> + Send + Sync
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    let our_spans = || {
+        filter_fn(|m| m.is_span() && *m.level() <= Level::INFO && SENTRY_SPANS.contains(&m.name()))
+            .with_max_level_hint(LevelFilter::INFO)
+    };
+    let breadcrumbs = filter_fn(|m| m.is_event() && matches!(*m.level(), Level::WARN | Level::INFO))
+        .with_max_level_hint(LevelFilter::INFO);
     SpanLayer::new()
-        .with_filter(filter_fn(|m| m.is_span() && SENTRY_SPANS.contains(&m.name())))
-        .and_then(BreadcrumbLayer::new().with_filter(filter_fn(|m| matches!(*m.level(), Level::WARN | Level::INFO))))
-        .and_then(
-            ErrorLayer::new().enable_span_attributes().with_filter(LevelFilter::ERROR.or(filter_fn(|m| m.is_span()))),
-        )
+        .with_filter(our_spans())
+        .and_then(BreadcrumbLayer::new().with_filter(breadcrumbs))
+        // Spans must pass too, or their fields would not reach the events raised inside them.
+        .and_then(ErrorLayer::new().enable_span_attributes().with_filter(LevelFilter::ERROR.or(our_spans())))
 }
 
 /// Sentry's options, when a DSN is configured (`sentry_dsn`, else the standard `SENTRY_DSN`).

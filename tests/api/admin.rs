@@ -251,3 +251,52 @@ fn chromium() -> Option<&'static str> {
     eprintln!("SKIPPED: {PATH} is not installed (apt-get install chromium)");
     None
 }
+
+/// With Enode configured (the simulator), the upstream view, the breaker column, operator
+/// refreshes and the upstream metrics come alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_enode_the_upstream_shows_and_an_operator_refresh_is_made() {
+    use crate::world::{World, quiet_sim};
+    let world = World::start(quiet_sim(), |config| {
+        config.admin_token = Some(Secret::new(ADMIN_TOKEN));
+        config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let app = &world.app;
+    let (_, key) = world.user("linked@example.com", evconduit_actors::tier::Tier::Pro).await;
+    let id = world.link(&key, "VOLKSWAGEN").await.remove(0);
+    let path = format!("/vehicles/{id}");
+    let before = world.requests_for(&path);
+
+    let response =
+        app.http.post(app.url(&format!("/admin/actors/{id}/refresh"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.json::<Value>().await.unwrap()["queued"], true);
+    eventually("the operator's refresh reaches Enode", Duration::from_secs(20), || async {
+        world.requests_for(&path) > before
+    })
+    .await;
+    eventually("the refresh shows on the row", Duration::from_secs(20), || async {
+        app.admin(&format!("/admin/actors/{id}")).await.1["last_refresh_at"].is_string()
+    })
+    .await;
+    let (_, row) = app.admin(&format!("/admin/actors/{id}")).await;
+    assert_eq!(row["breaker"], "closed");
+    assert_eq!(row["data_source"], "refresh");
+
+    let (_, upstream) = app.admin("/admin/upstream").await;
+    assert_eq!(upstream["configured"], true, "{upstream}");
+    assert_eq!(upstream["breaker"], "closed");
+    assert!(upstream["budget_per_minute"].as_u64().unwrap() > 0);
+    assert!(upstream["requests_sent"].as_u64().unwrap() > 0);
+    assert!(upstream["stats"]["requests"].as_array().is_some_and(|r| !r.is_empty()));
+    assert!(upstream["refresh"]["refreshed"].as_u64().unwrap() >= 1);
+    let (_, webhooks) = app.admin("/admin/webhooks").await;
+    assert!(webhooks["subscription"]["state"].is_string(), "{webhooks}");
+
+    let metrics = app.http.get(format!("http://{}/metrics", app.metrics_addr.unwrap())).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("evconduit_upstream_requests_total{endpoint="), "{text}");
+    assert!(text.contains(r#"evconduit_upstream_breaker{state="closed"} 1"#));
+    assert!(text.contains(r#"evconduit_refreshes_total{outcome="ok"}"#));
+}

@@ -1,0 +1,107 @@
+//! What the request layer (request id, span, metrics: http/observe.rs) costs on the hot path,
+//! `GET /api/status/{id}`, measured in-process (no sockets, so only the router and handlers are
+//! compared):
+//!
+//! - `bare`: a bare axum handler answering the same bytes (the ceiling),
+//! - `status, no layer`: the real router without the layer,
+//! - `status, layer`: the real router as served,
+//! - the same two with a tracing subscriber at INFO installed (spans then are real work).
+//!
+//! Run with `cargo bench --bench request_layer`. Prints ns per request (best of several rounds).
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::Request;
+use axum::routing::get;
+use chrono::Utc;
+use evconduit::accounts::{self, UserSpec};
+use evconduit::app::App;
+use evconduit::config::{Config, LogFormat, Secret};
+use evconduit::store::Role;
+use evconduit_actors::model::Vehicle;
+use evconduit_actors::state::DataSource;
+use evconduit_actors::vehicle::ObservationKind;
+use tower::ServiceExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+const REQUESTS: u32 = 100_000;
+const ROUNDS: usize = 5;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        database_url: Secret::new(format!("sqlite://{}", dir.path().join("bench.db").display())),
+        log_format: LogFormat::Text,
+        ..Config::default()
+    };
+    let app = App::build(config).await.expect("app");
+    let state = app.state().clone();
+    let spec = UserSpec { id: None, email: "bench@example.com".into(), name: None, role: Role::User, tier: None };
+    let user = accounts::create_user(state.store.as_ref(), spec, Utc::now()).await.expect("user");
+    let (_, key) = accounts::create_api_key(state.store.as_ref(), user.id, None, Utc::now()).await.expect("key");
+    let mut vehicle: Vehicle = serde_json::from_str(include_str!("../tests/fixtures/vehicle.json")).expect("fixture");
+    vehicle.id = "bench-car".into();
+    state.fleet.observe(user.id, vehicle, DataSource::Webhook, ObservationKind::Updated);
+    while state.fleet.board().get("bench-car").is_none() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let body = state.fleet.board().get("bench-car").expect("car").snapshot().body.clone();
+
+    let bare: Router = Router::new().route(
+        "/api/status/{vehicle_id}",
+        get(move || {
+            let body = body.clone();
+            async move { body }
+        }),
+    );
+    let (plain, _) = evconduit::http::api().split_for_parts();
+    let plain: Router = plain.with_state(state.clone());
+    let layered: Router = evconduit::http::router(state.clone());
+    let auth = format!("Bearer {key}");
+
+    let quiet = measure_all(&bare, &plain, &layered, &auth).await;
+    tracing_subscriber::registry().with(evconduit::telemetry::log_layer(LogFormat::Text, "info", std::io::sink)).init();
+    let logging = measure_all(&bare, &plain, &layered, &auth).await;
+    println!("ns/request (best of {ROUNDS} x {REQUESTS}):");
+    for (name, (bare, plain, layered)) in [("no subscriber", quiet), ("subscriber at INFO", logging)] {
+        println!(
+            "  {name}: bare {bare:.0}, status without layer {plain:.0}, status with layer {layered:.0} \
+             => layer adds {:.0} ns; status/bare throughput {:.2}x (without layer {:.2}x)",
+            layered - plain,
+            bare / layered,
+            bare / plain,
+        );
+    }
+    drop(app);
+}
+
+async fn measure_all(bare: &Router, plain: &Router, layered: &Router, auth: &str) -> (f64, f64, f64) {
+    (measure(bare, auth).await, measure(plain, auth).await, measure(layered, auth).await)
+}
+
+/// Best-of-rounds nanoseconds per request.
+async fn measure(router: &Router, auth: &str) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        for _ in 0..REQUESTS {
+            let request = Request::get("/api/status/bench-car")
+                .header("authorization", auth)
+                .body(Body::empty())
+                .expect("request");
+            let response = router.clone().oneshot(request).await.expect("infallible");
+            assert!(response.status().is_success());
+            let _: Bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / f64::from(REQUESTS));
+    }
+    best
+}
