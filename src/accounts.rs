@@ -32,6 +32,12 @@ pub const TRIAL_DAYS: i64 = 30;
 const MISS_LOOKUPS: usize = 4;
 /// How long an unknown key is remembered as unknown.
 const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// How long an unknown key waits for one of the lookup permits before it is refused. A flood of
+/// bad keys then delays a genuine new key (made by the CLI) a little instead of refusing it: a 401
+/// on HA's first poll would leave its integration dead until reloaded.
+const MISS_LOOKUP_WAIT: Duration = Duration::from_millis(250);
+/// Active keys a user may hold; enough for every device and script, not for filling memory.
+pub const MAX_KEYS_PER_USER: usize = 20;
 /// How often key use (`last_used_at`) is written to the store.
 const KEY_USE_FLUSH: Duration = Duration::from_secs(60);
 
@@ -95,7 +101,7 @@ impl Accounts {
         if !key.starts_with(KEY_PREFIX) || self.unknown_keys.contains_key(&hash) {
             return None;
         }
-        let _permit = self.miss_lookups.try_acquire().ok()?;
+        let _permit = tokio::time::timeout(MISS_LOOKUP_WAIT, self.miss_lookups.acquire()).await.ok()?.ok()?;
         let principal = self.lookup_key(&hash).await;
         match &principal {
             Some(p) => {
@@ -166,13 +172,18 @@ impl Accounts {
         Ok(true)
     }
 
-    /// Creates a key for a user; the plaintext is returned once and never stored.
+    /// Creates a key for a user; the plaintext is returned once and never stored. Refused with
+    /// `Conflict` when the user already holds `MAX_KEYS_PER_USER` active keys.
     pub async fn create_key(
         &self,
         user: &Arc<User>,
         label: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(ApiKey, String), StoreError> {
+        let active = self.store.list_api_keys(user.id).await?.iter().filter(|k| k.revoked_at.is_none()).count();
+        if active >= MAX_KEYS_PER_USER {
+            return Err(StoreError::Conflict(format!("{MAX_KEYS_PER_USER} active keys (revoke one first)")));
+        }
         let (key, plaintext) = create_api_key(self.store.as_ref(), user.id, label, now).await?;
         self.keys.insert(key.hash, Principal { key_id: key.id, user: Arc::clone(user) });
         Ok((key, plaintext))

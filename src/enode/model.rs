@@ -32,7 +32,7 @@ pub struct LinkRequest {
     pub color_scheme: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkSession {
     pub link_url: String,
@@ -40,7 +40,7 @@ pub struct LinkSession {
 }
 
 /// Body of `POST /webhooks` and `PATCH /webhooks/{id}` (every field optional on PATCH).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,7 +127,7 @@ impl Problem {
 }
 
 /// `POST {token_url}` answer (client-credentials grant).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub expires_in: u64,
@@ -151,5 +151,56 @@ mod tests {
         let action: ChargeAction = serde_json::from_value(raw.clone()).unwrap();
         assert_eq!(action.state, ActionState::Pending);
         assert_eq!(serde_json::to_value(&action).unwrap()["newField"], 5);
+    }
+}
+
+// Hand-written `Debug` for the objects that carry secrets: one `?request` in a log line must not
+// leak a webhook secret, an access token or a single-use link token.
+
+impl std::fmt::Debug for LinkSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkSession").field("link_url", &"[redacted]").field("link_token", &"[redacted]").finish()
+    }
+}
+
+impl std::fmt::Debug for WebhookRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRequest")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("events", &self.events)
+            .field("api_version", &self.api_version)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("token_type", &self.token_type)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let request = WebhookRequest { secret: Some("whsec-123".into()), ..WebhookRequest::default() };
+        let token = TokenResponse {
+            access_token: "tok-456".into(),
+            expires_in: 1,
+            scope: String::new(),
+            token_type: "bearer".into(),
+        };
+        let link = LinkSession { link_url: "https://link/?t=789".into(), link_token: "lt-789".into() };
+        let text = format!("{request:?} {token:?} {link:?}");
+        for secret in ["whsec-123", "tok-456", "lt-789"] {
+            assert!(!text.contains(secret), "{text}");
+        }
     }
 }

@@ -236,3 +236,21 @@ async fn health_and_readiness() {
     assert_eq!(body["checks"]["fleet"], "restored");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_holds_a_bounded_number_of_keys() {
+    let db = TestDatabase::sqlite();
+    let app = TestApp::start(config(&db)).await;
+    let (_, key) = app.user_with_key(None, "many@example.com", None).await;
+    let create = || app.http.post(app.url("/api/user/keys")).bearer_auth(&key).json(&serde_json::json!({})).send();
+    // The user already has one key; 19 more reach the limit.
+    for _ in 0..19 {
+        assert_eq!(create().await.unwrap().status(), StatusCode::OK);
+    }
+    let refused = create().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_json(&refused);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("20 active keys"), "{body}");
+    app.stop().await;
+}

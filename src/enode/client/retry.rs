@@ -14,15 +14,21 @@ pub(crate) fn backoff(attempt: u32, base: Duration, max: Duration, rng: &mut imp
     floor + Duration::from_micros(rng.random_range(0..=spread))
 }
 
-/// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 10.2.3). A date in the past
-/// means "now". Anything else is not understood and the caller falls back to its own backoff.
+/// The longest pause a `Retry-After` is believed for. A wrong header (a year, or a value large
+/// enough to overflow the clock) must not stop every Enode call for good; after this long the
+/// client asks again and Enode can say so again.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 10.2.3), at most
+/// `MAX_RETRY_AFTER`. A date in the past means "now". Anything else is not understood and the
+/// caller falls back to its own backoff.
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let pause = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(pause.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -30,6 +36,13 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    #[test]
+    fn absurd_retry_after_is_capped() {
+        let now = SystemTime::now();
+        assert_eq!(parse_retry_after("18446744073709551615", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("31536000", now), Some(MAX_RETRY_AFTER));
+    }
 
     #[test]
     fn retry_after_seconds() {

@@ -4,6 +4,10 @@
 //! an async mutex and callers re-check after taking it: however many calls find the token stale
 //! at once, one request goes to the token endpoint and the rest use its answer (or its error).
 
+/// Bounds on a token's believed lifetime, in seconds (Enode's are 3599).
+const MIN_LIFETIME_SECS: u64 = 1;
+const MAX_LIFETIME_SECS: u64 = 24 * 3600;
+
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,7 +104,9 @@ impl TokenCache {
     }
 
     fn store(&self, answer: TokenResponse, now: Instant) -> Token {
-        let lifetime = Duration::from_secs(answer.expires_in);
+        // Believed within sane bounds: `expires_in: 0` would mint a token per request, a huge
+        // value would overflow the clock (and keep a revoked token forever).
+        let lifetime = Duration::from_secs(answer.expires_in.clamp(MIN_LIFETIME_SECS, MAX_LIFETIME_SECS));
         let token = Token {
             value: Arc::from(answer.access_token),
             renew_at: now + lifetime - RENEW_BEFORE_EXPIRY.min(lifetime / 10),
