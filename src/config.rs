@@ -300,7 +300,7 @@ impl Config {
             merged.insert(key, value);
         }
         let config: Config =
-            serde_json::from_value(Value::Object(merged)).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            serde_path_to_error::deserialize(Value::Object(merged)).map_err(|e| ConfigError::Invalid(describe(&e)))?;
         config.validate()?;
         Ok(Loaded { config, warnings })
     }
@@ -349,6 +349,24 @@ impl Config {
             return Err(ConfigError::Invalid("write_behind_batch must be at least 1".into()));
         }
         Ok(())
+    }
+}
+
+/// A deserialisation error as "which key, what was wrong", without the value: the value may be a
+/// secret (a numeric token in TOML, a secret list given as one string), and this message is
+/// printed and logged.
+fn describe(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let key = err.path().to_string();
+    let inner = err.inner().to_string();
+    let kind = inner.split(':').next().unwrap_or("invalid value");
+    let expected = inner.split_once(", expected ").map(|(_, e)| e.split(" at line").next().unwrap_or(e));
+    // Unknown and missing fields name keys, not values: those messages are safe and useful whole.
+    if inner.starts_with("unknown field") || inner.starts_with("missing field") {
+        return format!("{key}: {}", inner.split(" at line").next().unwrap_or(&inner));
+    }
+    match expected {
+        Some(expected) => format!("{key}: {kind} (expected {expected})"),
+        None => format!("{key}: {kind}"),
     }
 }
 
@@ -554,6 +572,17 @@ mod tests {
         .unwrap();
         let debug = format!("{:?}", loaded.config);
         assert!(!debug.contains("hunter2") && !debug.contains("hunter3"), "{debug}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_but_never_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("evconduit.toml");
+        std::fs::write(&file, "enode_client_secret = 98765432123456789\nenode_webhook_secrets = \"hush-hush\"\n")
+            .unwrap();
+        let err = Config::from_sources(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(!err.contains("98765432123456789") && !err.contains("hush-hush"), "{err}");
+        assert!(err.contains("enode_client_secret") || err.contains("enode_webhook_secrets"), "{err}");
     }
 
     #[test]
