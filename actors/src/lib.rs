@@ -9,6 +9,7 @@ pub mod freshness;
 pub mod history;
 pub mod model;
 pub mod ports;
+pub mod push;
 pub mod refresh;
 pub mod sessions;
 pub mod snapshot;

@@ -156,3 +156,80 @@ pub trait SessionStore: Send + Sync + 'static {
     /// sets that through the API).
     async fn write_sessions(&self, batch: &[crate::sessions::SessionWrite]) -> Result<(), PortError>;
 }
+
+/// What one push delivery to Home Assistant came to. Each failure keeps its own reason: the
+/// predecessor recorded every failure as an id mismatch, and its users could not tell why pushes
+/// stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    Delivered,
+    /// HA answered 200 "OK (ignored - different vehicle)": its entry holds the other id.
+    IdMismatch,
+    Timeout,
+    ConnectRefused,
+    /// The target's address is one the service does not push to (loopback, private, link-local,
+    /// metadata), checked on the address actually connected to.
+    Refused(String),
+    Http4xx(u16),
+    Http5xx(u16),
+    /// Anything else: name resolution, TLS, a redirect, a dropped connection.
+    Failed(String),
+}
+
+impl PushOutcome {
+    /// A short, stable reason for health pages and logs.
+    pub fn reason(&self) -> String {
+        match self {
+            PushOutcome::Delivered => "delivered".into(),
+            PushOutcome::IdMismatch => "id_mismatch".into(),
+            PushOutcome::Timeout => "timeout".into(),
+            PushOutcome::ConnectRefused => "connect_refused".into(),
+            PushOutcome::Refused(why) => format!("refused: {why}"),
+            PushOutcome::Http4xx(code) | PushOutcome::Http5xx(code) => format!("http_{code}"),
+            PushOutcome::Failed(detail) => format!("error: {detail}"),
+        }
+    }
+
+    /// Whether trying the same push again later may succeed. HA answers 404 while it starts and
+    /// has not registered its webhooks yet, so 404 (and 408, 429) are worth retrying; other 4xx
+    /// answers, a mismatch and a refused address will say the same next time.
+    pub fn retryable(&self) -> bool {
+        match self {
+            PushOutcome::Delivered | PushOutcome::IdMismatch | PushOutcome::Refused(_) => false,
+            PushOutcome::Http4xx(code) => matches!(code, 404 | 408 | 429),
+            PushOutcome::Timeout | PushOutcome::ConnectRefused | PushOutcome::Http5xx(_) | PushOutcome::Failed(_) => {
+                true
+            }
+        }
+    }
+}
+
+/// One push delivery over the network. Implementations send once and never retry: the outbox
+/// decides about retries, order and coalescing.
+#[async_trait]
+pub trait PushTransport: Send + Sync + 'static {
+    /// POSTs `body` (JSON) to `url`. The URL is a secret (it holds HA's webhook id): an
+    /// implementation may log its host, never the whole of it.
+    async fn deliver(&self, url: &str, body: bytes::Bytes) -> PushOutcome;
+}
+
+/// Durable push registrations and their delivery state (see `push`).
+#[async_trait]
+pub trait PushStore: Send + Sync + 'static {
+    /// Every registration with its delivery state, at start.
+    async fn load_push_targets(&self) -> Result<Vec<crate::push::PushTargetRecord>, PortError>;
+    /// Inserts or replaces the vehicle's registration, keeping its delivery state (versions and
+    /// pending push), and removes the same user's registration of the same webhook id for another
+    /// vehicle. A new URL starts with a clean health record.
+    async fn save_push_registration(&self, registration: &crate::push::PushRegistration) -> Result<(), PortError>;
+    /// Records the newest state waiting to be pushed (an older version never replaces a newer one).
+    async fn save_push_pending(&self, vehicle_id: Uuid, pending: &crate::push::PendingPush) -> Result<(), PortError>;
+    /// Records an attempt's outcome: the health, and when `settled` is given, that every version up
+    /// to it needs no more attempts (its pending push is cleared if it is not newer).
+    async fn record_push_attempt(
+        &self,
+        vehicle_id: Uuid,
+        settled: Option<u64>,
+        health: &crate::push::PushHealth,
+    ) -> Result<(), PortError>;
+}

@@ -303,3 +303,90 @@ impl crate::ports::SessionStore for MemorySessionStore {
         Ok(())
     }
 }
+
+/// A `PushStore` in a map, with a switch to simulate an outage.
+#[derive(Default)]
+pub struct MemoryPushStore {
+    targets: Mutex<HashMap<Uuid, crate::push::PushTargetRecord>>,
+    down: AtomicBool,
+}
+
+impl MemoryPushStore {
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn target(&self, vehicle_id: Uuid) -> Option<crate::push::PushTargetRecord> {
+        self.lock().get(&vehicle_id).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, crate::push::PushTargetRecord>> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check(&self) -> Result<(), PortError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(PortError::retryable("memory store is down"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::PushStore for MemoryPushStore {
+    async fn load_push_targets(&self) -> Result<Vec<crate::push::PushTargetRecord>, PortError> {
+        self.check()?;
+        Ok(self.lock().values().cloned().collect())
+    }
+
+    async fn save_push_registration(&self, registration: &crate::push::PushRegistration) -> Result<(), PortError> {
+        self.check()?;
+        let mut map = self.lock();
+        map.retain(|vehicle, t| {
+            *vehicle == registration.vehicle_id
+                || t.registration.user_id != registration.user_id
+                || t.registration.webhook_id != registration.webhook_id
+        });
+        let record = map.entry(registration.vehicle_id).or_insert_with(|| crate::push::PushTargetRecord {
+            registration: registration.clone(),
+            health: crate::push::PushHealth::default(),
+            pending: None,
+            settled_version: 0,
+        });
+        if record.registration.url != registration.url {
+            record.health = crate::push::PushHealth::default();
+        }
+        record.registration = registration.clone();
+        Ok(())
+    }
+
+    async fn save_push_pending(&self, vehicle_id: Uuid, pending: &crate::push::PendingPush) -> Result<(), PortError> {
+        self.check()?;
+        if let Some(record) = self.lock().get_mut(&vehicle_id)
+            && record.pending.as_ref().is_none_or(|p| p.version < pending.version)
+            && pending.version > record.settled_version
+        {
+            record.pending = Some(pending.clone());
+        }
+        Ok(())
+    }
+
+    async fn record_push_attempt(
+        &self,
+        vehicle_id: Uuid,
+        settled: Option<u64>,
+        health: &crate::push::PushHealth,
+    ) -> Result<(), PortError> {
+        self.check()?;
+        if let Some(record) = self.lock().get_mut(&vehicle_id) {
+            record.health = health.clone();
+            if let Some(version) = settled {
+                record.settled_version = record.settled_version.max(version);
+                if record.pending.as_ref().is_some_and(|p| p.version <= record.settled_version) {
+                    record.pending = None;
+                }
+            }
+        }
+        Ok(())
+    }
+}
