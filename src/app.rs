@@ -16,6 +16,7 @@ use anyhow::Context;
 use evconduit_actors::fleet::{Fleet, FleetConfig};
 use evconduit_actors::freshness::{FreshnessPolicy, WebhookStream};
 use evconduit_actors::ports::{Clock, NoUpstream, SystemClock, Upstream};
+use evconduit_actors::push::PushOutbox;
 use evconduit_actors::refresh::{RefreshConfig, RefreshScheduler};
 use evconduit_actors::sessions::SessionDetector;
 use evconduit_actors::snapshot::SnapshotBoard;
@@ -35,12 +36,15 @@ use crate::http::refresh::HintCooldowns;
 use crate::http::{self, AppState};
 use crate::ingest::WebhookIngest;
 use crate::metrics::{self, HttpMetrics};
-use crate::store::{self, ActorSessionStore, ActorStateStore};
+use crate::push::HttpPushTransport;
+use crate::store::{self, ActorPushStore, ActorSessionStore, ActorStateStore};
 use crate::subscription::SubscriptionKeeper;
 use crate::upstream::EnodeUpstream;
 
 /// How long shutdown waits for actors to stop and for state to reach the store.
 const ACTOR_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for push deliveries in flight (HA's answer, then its record).
+const PUSH_STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest pause between checks of the webhook subscription.
@@ -102,9 +106,21 @@ impl App {
                 .context("restoring charging sessions")?,
         );
         let session_writer_task = tokio::spawn(sessions.writer().clone().run());
+        // Push targets are loaded before the fleet is restored; what was pending at the last stop
+        // starts going out at once (restoring a vehicle is not a change, so nothing is added).
+        let transport = HttpPushTransport::new(config.push_transport()).context("building the push client")?;
+        let push = PushOutbox::load(
+            Arc::new(ActorPushStore(Arc::clone(&store))),
+            Arc::new(transport),
+            Arc::clone(&clock),
+            config.push_outbox(),
+        )
+        .await
+        .context("restoring push targets")?;
 
         let mut context = VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind.clone(), Arc::clone(&clock));
         context.listeners.push(sessions.clone());
+        context.listeners.push(Arc::new(push.clone()));
         context.upstream = Arc::clone(&upstream);
         context.commands = CommandConfig {
             poll_after: Duration::from_secs(config.action_poll_secs),
@@ -114,7 +130,10 @@ impl App {
         fleet.restore(state_store.as_ref()).await.context("restoring vehicles")?;
 
         let stream = Arc::new(WebhookStream::new(Duration::from_secs(config.webhook_silence_secs)));
-        let audience = Arc::new(AccountAudience::new(Arc::clone(&accounts), Arc::new(|_| false)));
+        let audience = Arc::new(AccountAudience::new(Arc::clone(&accounts), {
+            let push = push.clone();
+            Arc::new(move |id| push.has_target(id))
+        }));
         let refresh = RefreshScheduler::new(
             fleet.clone(),
             upstream,
@@ -185,6 +204,7 @@ impl App {
             http_metrics: HttpMetrics::default(),
             webhook_rates,
             draining: Arc::new(AtomicBool::new(false)),
+            push,
         };
         Ok(Self { state, write_behind, write_behind_task, background, session_writer_task, metrics_listener })
     }
@@ -259,6 +279,8 @@ impl App {
             task.abort();
         }
         self.state.fleet.shutdown(ACTOR_STOP_TIMEOUT).await;
+        // After the actors: no new state arrives; deliveries in flight finish and are recorded.
+        self.state.push.shutdown(PUSH_STOP_TIMEOUT).await;
         self.write_behind.stop();
         let _ = self.write_behind_task.await;
         let flushed = self.write_behind.flush(FLUSH_TIMEOUT).await;

@@ -142,6 +142,26 @@ pub struct Config {
     /// On SIGTERM, how long `/readyz` answers 503 before the listener stops accepting, in
     /// milliseconds, so a load balancer takes the instance out of rotation first.
     pub shutdown_grace_ms: u64,
+    /// Push to Home Assistant: also push to loopback, private, link-local and metadata addresses.
+    /// Off, such targets are refused, judged by the address actually connected to (a name that
+    /// resolves to one is refused too). Turn it on only for a self-hosted server on a LAN.
+    pub push_allow_private_targets: bool,
+    /// Tiers allowed to register push targets (comma-separated); others get 403.
+    pub push_tiers: Vec<String>,
+    /// How long one push may take, connecting and HA's answer included, in milliseconds.
+    pub push_timeout_ms: u64,
+    /// How long connecting to an HA instance may take, in milliseconds.
+    pub push_connect_timeout_ms: u64,
+    /// The wait before retrying a failed push, in milliseconds; doubles per failure (with jitter).
+    pub push_retry_initial_ms: u64,
+    /// The longest wait between retries while a target's circuit is closed, in milliseconds.
+    pub push_retry_max_ms: u64,
+    /// Failures in a row that open a target's circuit breaker.
+    pub push_breaker_failures: u32,
+    /// How long an open circuit waits before one trial push, in milliseconds.
+    pub push_breaker_open_ms: u64,
+    /// Pushes in flight at once over all targets (one target never has more than one).
+    pub push_max_concurrent: usize,
 }
 
 impl Default for Config {
@@ -197,6 +217,15 @@ impl Default for Config {
             sentry_environment: None,
             shutdown_drain_timeout_ms: 10_000,
             shutdown_grace_ms: 0,
+            push_allow_private_targets: false,
+            push_tiers: vec!["free".to_owned(), "basic".to_owned(), "pro".to_owned()],
+            push_timeout_ms: 10_000,
+            push_connect_timeout_ms: 5_000,
+            push_retry_initial_ms: 1_000,
+            push_retry_max_ms: 60_000,
+            push_breaker_failures: 8,
+            push_breaker_open_ms: 5 * 60_000,
+            push_max_concurrent: 64,
         }
     }
 }
@@ -214,6 +243,31 @@ impl Config {
     /// Whether a tier may start and stop charging.
     pub fn may_charge(&self, tier: evconduit_actors::tier::Tier) -> bool {
         self.charging_tiers.iter().any(|t| t.parse::<evconduit_actors::tier::Tier>().is_ok_and(|t| t == tier))
+    }
+
+    /// Whether a tier may register push targets.
+    pub fn may_push(&self, tier: evconduit_actors::tier::Tier) -> bool {
+        self.push_tiers.iter().any(|t| t.parse::<evconduit_actors::tier::Tier>().is_ok_and(|t| t == tier))
+    }
+
+    /// The push outbox's retry, breaker and concurrency settings.
+    pub fn push_outbox(&self) -> evconduit_actors::push::PushConfig {
+        evconduit_actors::push::PushConfig {
+            retry_initial: std::time::Duration::from_millis(self.push_retry_initial_ms),
+            retry_max: std::time::Duration::from_millis(self.push_retry_max_ms),
+            breaker_failures: self.push_breaker_failures,
+            breaker_open: std::time::Duration::from_millis(self.push_breaker_open_ms),
+            max_concurrent: self.push_max_concurrent,
+        }
+    }
+
+    /// How pushes travel.
+    pub fn push_transport(&self) -> crate::push::TransportConfig {
+        crate::push::TransportConfig {
+            allow_private: self.push_allow_private_targets,
+            timeout: std::time::Duration::from_millis(self.push_timeout_ms),
+            connect_timeout: std::time::Duration::from_millis(self.push_connect_timeout_ms),
+        }
     }
 
     /// How many vehicles a tier may link.
@@ -344,6 +398,20 @@ impl Config {
         }
         if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < MIN_ADMIN_TOKEN) {
             return Err(ConfigError::Invalid(format!("admin_token must be at least {MIN_ADMIN_TOKEN} characters")));
+        }
+        for tier in &self.push_tiers {
+            tier.parse::<evconduit_actors::tier::Tier>()
+                .map_err(|e| ConfigError::Invalid(format!("push_tiers: {e}")))?;
+        }
+        if self.push_timeout_ms == 0 || self.push_connect_timeout_ms == 0 || self.push_retry_initial_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "push_timeout_ms, push_connect_timeout_ms and push_retry_initial_ms must be above 0".into(),
+            ));
+        }
+        if self.push_breaker_failures == 0 || self.push_max_concurrent == 0 {
+            return Err(ConfigError::Invalid(
+                "push_breaker_failures and push_max_concurrent must be at least 1".into(),
+            ));
         }
         if self.write_behind_batch == 0 {
             return Err(ConfigError::Invalid("write_behind_batch must be at least 1".into()));
@@ -591,5 +659,32 @@ mod tests {
         assert!(err.to_string().contains("EVCONDUIT_WRITE_BEHIND_BATCH"), "{err}");
         let err = Config::from_sources(None, env(&[("EVCONDUIT_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("database_url"), "{err}");
+    }
+
+    #[test]
+    fn push_keys_default_safe_and_read_from_the_environment() {
+        use evconduit_actors::tier::Tier;
+        let defaults = Config::from_sources(None, env(&[])).unwrap().config;
+        assert!(!defaults.push_allow_private_targets, "private targets are refused unless asked for");
+        assert!(Tier::ALL.iter().all(|t| defaults.may_push(*t)), "every tier may push by default");
+        let loaded = Config::from_sources(
+            None,
+            env(&[
+                ("EVCONDUIT_PUSH_ALLOW_PRIVATE_TARGETS", "true"),
+                ("EVCONDUIT_PUSH_TIERS", "basic,pro"),
+                ("EVCONDUIT_PUSH_RETRY_INITIAL_MS", "20"),
+                ("EVCONDUIT_PUSH_MAX_CONCURRENT", "3"),
+            ]),
+        )
+        .unwrap();
+        let config = loaded.config;
+        assert!(config.push_transport().allow_private);
+        assert!(!config.may_push(Tier::Free) && config.may_push(Tier::Basic));
+        assert_eq!(config.push_outbox().retry_initial, std::time::Duration::from_millis(20));
+        assert_eq!(config.push_outbox().max_concurrent, 3);
+        let err = Config::from_sources(None, env(&[("EVCONDUIT_PUSH_TIERS", "gold")])).unwrap_err();
+        assert!(err.to_string().contains("push_tiers"), "{err}");
+        let err = Config::from_sources(None, env(&[("EVCONDUIT_PUSH_MAX_CONCURRENT", "0")])).unwrap_err();
+        assert!(err.to_string().contains("push_max_concurrent"), "{err}");
     }
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod ingest;
 pub mod initial_sync;
 pub mod metrics;
+pub mod push;
 pub mod store;
 pub mod subscription;
 pub mod telemetry;

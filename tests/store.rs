@@ -83,6 +83,10 @@ conformance!(
 #[path = "store/sessions.rs"]
 mod sessions;
 
+// Conformance of the push registration methods.
+#[path = "store/push.rs"]
+mod push;
+
 // ---- helpers ----------------------------------------------------------------------------------
 
 async fn open(db: &TestDatabase) -> Arc<dyn Store> {

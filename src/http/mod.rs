@@ -37,6 +37,7 @@ pub mod json_errors;
 pub mod link;
 pub mod observe;
 pub mod openapi;
+pub mod push;
 pub mod refresh;
 pub mod sessions;
 pub mod webhooks;
@@ -47,6 +48,7 @@ use std::sync::atomic::AtomicBool;
 use axum::Router;
 use evconduit_actors::fleet::Fleet;
 use evconduit_actors::ports::Clock;
+use evconduit_actors::push::PushOutbox;
 use evconduit_actors::refresh::RefreshScheduler;
 use evconduit_actors::sessions::SessionDetector;
 use evconduit_actors::write_behind::WriteBehind;
@@ -87,6 +89,8 @@ pub struct AppState {
     /// Set when shutdown begins: `/readyz` answers 503 so load balancers stop sending traffic
     /// while open requests finish.
     pub draining: Arc<AtomicBool>,
+    /// Push to Home Assistant: registrations and their deliveries.
+    pub push: PushOutbox,
 }
 
 /// Every public route with its description.
@@ -98,6 +102,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(link::router())
         .merge(refresh::router())
         .merge(sessions::router())
+        .merge(push::router())
         .merge(webhooks::router())
         .merge(health::router())
         .merge(admin::router())

@@ -21,6 +21,7 @@ const UNIQUE_SUBJECTS: &[(&str, &str, &str)] = &[
     ("vehicles_pkey", "vehicles.id", "vehicle id"),
     ("vehicles_enode_id_key", "vehicles.enode_id", "vehicle enode id"),
     ("webhook_deliveries_pkey", "webhook_deliveries.id", "delivery id"),
+    ("push_registrations_user_webhook_key", "push_registrations.webhook_id", "push webhook id"),
 ];
 
 pub(crate) fn from_sqlx(err: sqlx::Error) -> StoreError {

@@ -9,11 +9,14 @@ mod batch;
 mod errors;
 mod load;
 mod postgres;
+mod postgres_push;
 mod postgres_sessions;
+mod push_port;
 mod records;
 mod rows;
 mod sessions_port;
 mod sqlite;
+mod sqlite_push;
 mod sqlite_sessions;
 pub mod testing;
 
@@ -22,11 +25,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use evconduit_actors::ports::{PortError, StateStore, VehicleWrite};
+use evconduit_actors::push::{PendingPush, PushHealth, PushRegistration, PushTargetRecord};
 use evconduit_actors::sessions::{ChargingSession, ElectricityRate, SessionWrite};
 use evconduit_actors::state::VehicleState;
 use uuid::Uuid;
 
 pub use postgres::PostgresStore;
+pub use push_port::ActorPushStore;
 pub use records::*;
 pub use sessions_port::ActorSessionStore;
 pub use sqlite::SqliteStore;
@@ -126,6 +131,26 @@ pub trait Store: Send + Sync + 'static {
     async fn electricity_rate(&self, user_id: Uuid) -> Result<Option<ElectricityRate>, StoreError>;
     /// Every user's rate.
     async fn load_electricity_rates(&self) -> Result<Vec<(Uuid, ElectricityRate)>, StoreError>;
+
+    // Push to Home Assistant: registrations and their delivery state (see the actors' `push`).
+    /// Every registration, ordered by registration time then vehicle id.
+    async fn load_push_targets(&self) -> Result<Vec<PushTargetRecord>, StoreError>;
+    /// Inserts or replaces the vehicle's registration (one per vehicle) and removes the same
+    /// user's registration of the same webhook id for another vehicle, in one transaction. A
+    /// replaced registration keeps its pending push and settled version; its health record is
+    /// kept if the URL is the same and cleared if it changed.
+    async fn save_push_registration(&self, registration: &PushRegistration) -> Result<(), StoreError>;
+    /// Stores the pending push of a registered vehicle, unless the stored one is as new or newer
+    /// or the version is already settled. Does nothing for an unregistered vehicle.
+    async fn save_push_pending(&self, vehicle_id: Uuid, pending: &PendingPush) -> Result<(), StoreError>;
+    /// Stores the health; with `settled`, raises the settled version to it (never lowers it) and
+    /// clears a pending push that is not newer.
+    async fn record_push_attempt(
+        &self,
+        vehicle_id: Uuid,
+        settled: Option<u64>,
+        health: &PushHealth,
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the store the URL names: `sqlite://path` (file created if missing, `sqlite::memory:` for

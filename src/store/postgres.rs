@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::errors::{from_migrate, from_sqlx};
 use super::load::{self, RawVehicle};
 use super::rows;
-use super::{batch, postgres_sessions, *};
+use super::{batch, postgres_push, postgres_sessions, *};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -370,6 +370,27 @@ impl Store for PostgresStore {
 
     async fn load_electricity_rates(&self) -> Result<Vec<(Uuid, ElectricityRate)>, StoreError> {
         postgres_sessions::load_electricity_rates(&self.pool).await
+    }
+
+    async fn load_push_targets(&self) -> Result<Vec<PushTargetRecord>, StoreError> {
+        postgres_push::load_push_targets(&self.pool).await
+    }
+
+    async fn save_push_registration(&self, registration: &PushRegistration) -> Result<(), StoreError> {
+        postgres_push::save_push_registration(&self.pool, registration).await
+    }
+
+    async fn save_push_pending(&self, vehicle_id: Uuid, pending: &PendingPush) -> Result<(), StoreError> {
+        postgres_push::save_push_pending(&self.pool, vehicle_id, pending).await
+    }
+
+    async fn record_push_attempt(
+        &self,
+        vehicle_id: Uuid,
+        settled: Option<u64>,
+        health: &PushHealth,
+    ) -> Result<(), StoreError> {
+        postgres_push::record_push_attempt(&self.pool, vehicle_id, settled, health).await
     }
 }
 

@@ -77,6 +77,20 @@ pub(crate) fn in_session(id: Uuid) -> impl Fn(StoreError) -> StoreError {
     move |err| StoreError::Corrupt(format!("charging session {id}: {err}"))
 }
 
+/// For an error reading a push registration row: which vehicle's.
+pub(crate) fn in_push_target(vehicle_id: Uuid) -> impl Fn(StoreError) -> StoreError {
+    move |err| StoreError::Corrupt(format!("push registration of vehicle {vehicle_id}: {err}"))
+}
+
+/// A version column (never negative by the schema's CHECK) and back.
+pub(crate) fn version(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative version {v}")))
+}
+
+pub(crate) fn version_column(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("version {v} out of range")))
+}
+
 /// A count column (never negative by the schema's CHECK).
 pub(crate) fn count<T: TryInto<u32> + Copy + std::fmt::Display>(n: T) -> Result<u32, StoreError> {
     n.try_into().map_err(|_| StoreError::Corrupt(format!("count out of range: {n}")))

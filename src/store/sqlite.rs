@@ -22,7 +22,7 @@ use uuid::fmt::Hyphenated;
 use super::errors::{from_migrate, from_sqlx};
 use super::load::{self, RawVehicle};
 use super::rows::{self, db_time};
-use super::{batch, sqlite_sessions, *};
+use super::{batch, sqlite_push, sqlite_sessions, *};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -403,6 +403,27 @@ impl Store for SqliteStore {
 
     async fn load_electricity_rates(&self) -> Result<Vec<(Uuid, ElectricityRate)>, StoreError> {
         sqlite_sessions::load_electricity_rates(&self.pool).await
+    }
+
+    async fn load_push_targets(&self) -> Result<Vec<PushTargetRecord>, StoreError> {
+        sqlite_push::load_push_targets(&self.pool).await
+    }
+
+    async fn save_push_registration(&self, registration: &PushRegistration) -> Result<(), StoreError> {
+        sqlite_push::save_push_registration(self.begin_write().await?, registration).await
+    }
+
+    async fn save_push_pending(&self, vehicle_id: Uuid, pending: &PendingPush) -> Result<(), StoreError> {
+        sqlite_push::save_push_pending(&self.pool, vehicle_id, pending).await
+    }
+
+    async fn record_push_attempt(
+        &self,
+        vehicle_id: Uuid,
+        settled: Option<u64>,
+        health: &PushHealth,
+    ) -> Result<(), StoreError> {
+        sqlite_push::record_push_attempt(&self.pool, vehicle_id, settled, health).await
     }
 }
 

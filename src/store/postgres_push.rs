@@ -1,0 +1,165 @@
+//! The Postgres side of push registrations and their delivery state (see `Store`). Called from
+//! the `Store` impl in postgres.rs, which owns the pool.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use evconduit_actors::push::{PendingPush, PushHealth, PushRegistration, PushTargetRecord};
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{Postgres, Row};
+use uuid::Uuid;
+
+use super::StoreError;
+use super::errors::from_sqlx;
+use super::rows;
+
+pub(super) async fn load_push_targets(pool: &PgPool) -> Result<Vec<PushTargetRecord>, StoreError> {
+    sqlx::query(
+        "SELECT vehicle_id, enode_vehicle_id, user_id, webhook_id, url, vehicle_ref, registered_at, \
+           last_success_at, last_failure_at, last_failure_reason, consecutive_failures, \
+           pending_version, pending_status, pending_created_at, settled_version \
+         FROM push_registrations ORDER BY registered_at, vehicle_id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(from_sqlx)?
+    .iter()
+    .map(target_from_row)
+    .collect()
+}
+
+pub(super) async fn save_push_registration(pool: &PgPool, r: &PushRegistration) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(from_sqlx)?;
+    // The same user's webhook id moved to another vehicle: that vehicle's entry goes.
+    sqlx::query("DELETE FROM push_registrations WHERE user_id = $1 AND webhook_id = $2 AND vehicle_id <> $3")
+        .bind(r.user_id)
+        .bind(&r.webhook_id)
+        .bind(r.vehicle_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+    // Re-registering keeps what is owed (pending, settled); a new URL starts a clean health record.
+    sqlx::query(
+        "INSERT INTO push_registrations AS p (vehicle_id, enode_vehicle_id, user_id, webhook_id, url, vehicle_ref, \
+           registered_at, consecutive_failures, settled_version, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, now()) \
+         ON CONFLICT (vehicle_id) DO UPDATE SET \
+           enode_vehicle_id = EXCLUDED.enode_vehicle_id, user_id = EXCLUDED.user_id, \
+           webhook_id = EXCLUDED.webhook_id, vehicle_ref = EXCLUDED.vehicle_ref, \
+           registered_at = EXCLUDED.registered_at, updated_at = EXCLUDED.updated_at, \
+           last_success_at = CASE WHEN p.url = EXCLUDED.url THEN p.last_success_at END, \
+           last_failure_at = CASE WHEN p.url = EXCLUDED.url THEN p.last_failure_at END, \
+           last_failure_reason = CASE WHEN p.url = EXCLUDED.url THEN p.last_failure_reason END, \
+           consecutive_failures = CASE WHEN p.url = EXCLUDED.url THEN p.consecutive_failures ELSE 0 END, \
+           url = EXCLUDED.url",
+    )
+    .bind(r.vehicle_id)
+    .bind(&r.enode_vehicle_id)
+    .bind(r.user_id)
+    .bind(&r.webhook_id)
+    .bind(&r.url)
+    .bind(&r.vehicle_ref)
+    .bind(r.registered_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(from_sqlx)?;
+    tx.commit().await.map_err(from_sqlx)
+}
+
+pub(super) async fn save_push_pending(
+    pool: &PgPool,
+    vehicle_id: Uuid,
+    pending: &PendingPush,
+) -> Result<(), StoreError> {
+    let status = std::str::from_utf8(&pending.status)
+        .map_err(|_| StoreError::Invalid("a pending push's status body is not UTF-8".into()))?;
+    // Only forwards: an older version (a slow write) never replaces a newer one, and a settled
+    // version is never owed again.
+    sqlx::query(
+        "UPDATE push_registrations SET pending_version = $2, pending_status = $3, pending_created_at = $4, \
+           updated_at = now() \
+         WHERE vehicle_id = $1 AND $2 > settled_version AND (pending_version IS NULL OR pending_version < $2)",
+    )
+    .bind(vehicle_id)
+    .bind(rows::version_column(pending.version)?)
+    .bind(status)
+    .bind(pending.created_at)
+    .execute(pool)
+    .await
+    .map(drop)
+    .map_err(from_sqlx)
+}
+
+pub(super) async fn record_push_attempt(
+    pool: &PgPool,
+    vehicle_id: Uuid,
+    settled: Option<u64>,
+    health: &PushHealth,
+) -> Result<(), StoreError> {
+    let settled = settled.map(rows::version_column).transpose()?.unwrap_or(0);
+    // SET expressions read the row as it was, so the pending push is cleared against the new
+    // settled version computed from the old one.
+    sqlx::query(
+        "UPDATE push_registrations SET \
+           last_success_at = $2, last_failure_at = $3, last_failure_reason = $4, consecutive_failures = $5, \
+           settled_version = GREATEST(settled_version, $6), \
+           pending_version = CASE WHEN pending_version <= GREATEST(settled_version, $6) \
+             THEN NULL ELSE pending_version END, \
+           pending_status = CASE WHEN pending_version <= GREATEST(settled_version, $6) \
+             THEN NULL ELSE pending_status END, \
+           pending_created_at = CASE WHEN pending_version <= GREATEST(settled_version, $6) \
+             THEN NULL ELSE pending_created_at END, \
+           updated_at = now() \
+         WHERE vehicle_id = $1",
+    )
+    .bind(vehicle_id)
+    .bind(health.last_success_at)
+    .bind(health.last_failure_at)
+    .bind(&health.last_failure_reason)
+    .bind(i32::try_from(health.consecutive_failures).unwrap_or(i32::MAX))
+    .bind(settled)
+    .execute(pool)
+    .await
+    .map(drop)
+    .map_err(from_sqlx)
+}
+
+fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    row.try_get(column).map_err(from_sqlx)
+}
+
+fn target_from_row(row: &PgRow) -> Result<PushTargetRecord, StoreError> {
+    let vehicle_id: Uuid = get(row, "vehicle_id")?;
+    let read = || -> Result<PushTargetRecord, StoreError> {
+        let pending = match get::<Option<i64>>(row, "pending_version")? {
+            None => None,
+            Some(version) => Some(PendingPush {
+                version: rows::version(version)?,
+                status: Bytes::from(get::<String>(row, "pending_status")?),
+                created_at: get::<Option<DateTime<Utc>>>(row, "pending_created_at")?.unwrap_or_default(),
+            }),
+        };
+        Ok(PushTargetRecord {
+            registration: PushRegistration {
+                vehicle_id,
+                enode_vehicle_id: get(row, "enode_vehicle_id")?,
+                user_id: get(row, "user_id")?,
+                webhook_id: get(row, "webhook_id")?,
+                url: get(row, "url")?,
+                vehicle_ref: get(row, "vehicle_ref")?,
+                registered_at: get(row, "registered_at")?,
+            },
+            health: PushHealth {
+                last_success_at: get(row, "last_success_at")?,
+                last_failure_at: get(row, "last_failure_at")?,
+                last_failure_reason: get(row, "last_failure_reason")?,
+                consecutive_failures: rows::count(get::<i32>(row, "consecutive_failures")?)?,
+            },
+            pending,
+            settled_version: rows::version(get(row, "settled_version")?)?,
+        })
+    };
+    read().map_err(rows::in_push_target(vehicle_id))
+}
