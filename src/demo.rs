@@ -97,6 +97,8 @@ pub async fn run(args: DemoArgs, config: Config) -> anyhow::Result<()> {
         enode_token_url: sim.token_url(),
         public_url: format!("http://{service}"),
         enode_webhook_secrets: vec![Secret::new(random_secret())],
+        // The demo runs on a laptop, and the HA it pushes to is on the same machine or LAN.
+        push_allow_private_targets: true,
         ..config
     };
     let app = App::build(config).await?;
