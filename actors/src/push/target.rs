@@ -86,12 +86,13 @@ impl TargetState {
     }
 
     /// A new registration for the same vehicle. Pending work carries over (it is still owed to
-    /// that vehicle's HA); a new URL gets a clean record and a closed circuit.
+    /// that vehicle's HA) and is tried at once: HA registers when it starts, so it is likely up
+    /// again (with an open circuit, that try is the half-open trial). A new URL gets a clean record.
     pub fn reregister(&mut self, registration: PushRegistration) {
         if registration.url != self.registration.url {
             self.health = PushHealth::default();
-            self.next_attempt_at = None;
         }
+        self.next_attempt_at = None;
         self.use_other_id = false;
         self.registration = registration;
     }

@@ -165,6 +165,7 @@ fn a_new_url_gets_a_clean_record() {
     same.webhook_id = "other".into();
     t.reregister(same.clone());
     assert_eq!(t.health.consecutive_failures, 1, "same URL: same record");
+    assert!(matches!(t.next_job(now), Job::Deliver(_)), "HA registering again is a reason to try at once");
     same.url = "https://new.example/api/webhook/other".into();
     t.reregister(same);
     assert_eq!(t.health, PushHealth::default());
