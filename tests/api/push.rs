@@ -144,18 +144,25 @@ async fn a_pushed_change_arrives_within_100ms_on_loopback() {
     let ha = HaReceiver::start().await;
     let (user, key) = owner_with_vehicle(&app, "latency@example.com", "car-1").await;
     register(&app, &key, &ha.external_url(), "hook-1", "car-1").await;
-    let mut latencies = Vec::new();
+    let (mut from_ack, mut from_send) = (Vec::new(), Vec::new());
     for i in 1..=SAMPLES {
+        let sent = Instant::now();
         let acknowledged = change(&app, &user, "car-1", i, 60 + i).await;
         let pushes = ha.wait_accepted(i as usize).await;
         let received = pushes[i as usize - 1].at;
-        // The push may even land before the acknowledgement is read: that is zero.
-        latencies.push(received.saturating_duration_since(acknowledged));
+        // The push often lands before the client has read the acknowledgement (the events are
+        // applied before the 200 is written): that counts as zero.
+        from_ack.push(received.saturating_duration_since(acknowledged));
+        // The stricter figure: from the moment the webhook was sent, its own handling included.
+        from_send.push(received.saturating_duration_since(sent));
     }
-    latencies.sort();
-    let median = latencies[latencies.len() / 2];
-    eprintln!("push latency, acknowledged webhook to HA receipt: median {median:?}, all {latencies:?}");
-    assert!(median < Duration::from_millis(100), "median {median:?} (all: {latencies:?})");
+    from_ack.sort();
+    from_send.sort();
+    let (median, median_from_send) = (from_ack[from_ack.len() / 2], from_send[from_send.len() / 2]);
+    eprintln!("push latency, webhook acknowledged -> HA receipt: median {median:?}, all {from_ack:?}");
+    eprintln!("push latency, webhook sent -> HA receipt: median {median_from_send:?}, all {from_send:?}");
+    assert!(median < Duration::from_millis(100), "median {median:?} (all: {from_ack:?})");
+    assert!(median_from_send < Duration::from_millis(100), "median {median_from_send:?} (all: {from_send:?})");
     assert_eq!(ha.requests().len(), SAMPLES as usize, "one push per change");
     app.stop().await;
 }
