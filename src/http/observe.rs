@@ -16,12 +16,12 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::extract::MatchedPath;
-use axum::http::{HeaderName, HeaderValue, Method, Request, Response};
+use axum::http::{HeaderName, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
-use crate::metrics::{HttpMetrics, RequestLabels, Route};
+use crate::metrics::{HttpMetrics, RequestLabels, Route, method_label};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest caller-supplied request id kept; longer or odd ones are replaced.
@@ -78,10 +78,10 @@ where
             Some(path) => Route::Matched(path.clone()),
             None => Route::Unmatched,
         };
-        let method = request.method().clone();
+        let method = method_label(request.method());
         let span = tracing::info_span!(
             "request",
-            method = %method,
+            method,
             route = route.as_str(),
             request_id = request_id.to_str().unwrap_or_default(),
         );
@@ -97,7 +97,7 @@ pin_project_lite::pin_project! {
         start: Instant,
         request_id: Option<HeaderValue>,
         route: Route,
-        method: Method,
+        method: &'static str,
         metrics: HttpMetrics,
     }
 }
@@ -112,11 +112,8 @@ where
         let this = self.project();
         let mut result = ready!(this.inner.poll(cx));
         if let Ok(response) = &mut result {
-            let labels = RequestLabels {
-                route: this.route.clone(),
-                method: this.method.clone(),
-                status: response.status().as_u16(),
-            };
+            let labels =
+                RequestLabels { route: this.route.clone(), method: this.method, status: response.status().as_u16() };
             this.metrics.observe(&labels, this.start.elapsed());
             if let Some(id) = this.request_id.take() {
                 response.headers_mut().insert(REQUEST_ID, id);

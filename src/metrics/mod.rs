@@ -26,7 +26,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::http::AppState;
-pub use requests::{HttpMetrics, RequestLabels, Route};
+pub use requests::{HttpMetrics, RequestLabels, Route, method_label};
 
 /// The Prometheus text exposition format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
