@@ -25,6 +25,9 @@ use crate::snapshot::{ActorStatus, BoardEntry};
 use crate::state::{DataSource, VehicleState};
 use crate::vehicle::ObservationKind;
 
+/// How often bookkeeping for removed vehicles is dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
 #[derive(Clone, Debug)]
 pub struct RefreshConfig {
     /// Refreshes in flight at once. Each waits for a budget permit, so this only bounds how far
@@ -158,8 +161,13 @@ impl RefreshScheduler {
     /// Scans and starts refreshes until `stop`.
     pub async fn run(self) {
         self.inner.running.store(true, Ordering::Release);
+        let mut last_sweep = tokio::time::Instant::now();
         while !self.inner.stopping.load(Ordering::Acquire) {
             self.start_due();
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                self.forget_removed();
+                last_sweep = tokio::time::Instant::now();
+            }
             tokio::select! {
                 _ = tokio::time::sleep(self.inner.config.scan_interval) => {}
                 _ = self.inner.wake.notified() => {}
@@ -171,6 +179,14 @@ impl RefreshScheduler {
     pub fn stop(&self) {
         self.inner.stopping.store(true, Ordering::Release);
         self.inner.wake.notify_one();
+    }
+
+    /// Drops the bookkeeping of vehicles that are no longer on the board (deleted, unlinked).
+    fn forget_removed(&self) {
+        let board = self.inner.fleet.board();
+        let on_board = |id: &Uuid| board.get(&id.hyphenated().to_string()).is_some();
+        self.inner.vehicles.retain(|id, info| info.in_flight || on_board(id));
+        self.inner.requested.retain(|id, _| on_board(id));
     }
 
     /// Asks for a refresh of this vehicle as soon as the budget allows (admin). False if unknown.

@@ -27,6 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A hint still waiting for a budget permit after this long is dropped.
 const HINT_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Remembered hints above which expired ones are dropped.
+const FORGET_ABOVE: usize = 10_000;
+
 /// When each vehicle last got a hint.
 pub struct HintCooldowns {
     cooldown: Duration,
@@ -40,6 +43,11 @@ impl HintCooldowns {
 
     /// Claims a hint for `vehicle` at `now` if its cooldown has passed.
     fn claim(&self, vehicle: Uuid, now: DateTime<Utc>) -> bool {
+        // Entries past their cooldown carry no information: drop them now and then, so vehicles
+        // removed long ago do not stay here forever.
+        if self.last.len() > FORGET_ABOVE {
+            self.last.retain(|_, at| (now - *at).to_std().is_ok_and(|since| since < self.cooldown));
+        }
         let mut last = self.last.entry(vehicle).or_insert(DateTime::<Utc>::MIN_UTC);
         let due = (now - *last).to_std().is_ok_and(|since| since >= self.cooldown);
         if due {
