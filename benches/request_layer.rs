@@ -3,9 +3,10 @@
 //! compared):
 //!
 //! - `bare`: a bare axum handler answering the same bytes (the ceiling),
-//! - `status, no layer`: the real router without the layer,
-//! - `status, layer`: the real router as served,
-//! - the same two with a tracing subscriber at INFO installed (spans then are real work).
+//! - `routes`: the real routes, no layers,
+//! - `routes + observe`: the same with only this layer,
+//! - `served`: the router as served (every layer),
+//! - all of it again with a tracing subscriber at INFO installed (spans then are real work).
 //!
 //! Run with `cargo bench --bench request_layer`. Prints ns per request (best of several rounds).
 
@@ -19,6 +20,7 @@ use chrono::Utc;
 use evconduit::accounts::{self, UserSpec};
 use evconduit::app::App;
 use evconduit::config::{Config, LogFormat, Secret};
+use evconduit::http::observe::ObserveLayer;
 use evconduit::store::Role;
 use evconduit_actors::model::Vehicle;
 use evconduit_actors::state::DataSource;
@@ -66,31 +68,34 @@ async fn run() {
     );
     let (plain, _) = evconduit::http::api().split_for_parts();
     let plain: Router = plain.with_state(state.clone());
-    let layered: Router = evconduit::http::router(state.clone());
+    let observed: Router = plain.clone().layer(ObserveLayer::new(state.http_metrics.clone()));
+    let served: Router = evconduit::http::router(state.clone());
     let auth = format!("Bearer {key}");
 
-    let quiet = measure_all(&bare, &plain, &layered, &auth).await;
+    let routers = [&bare, &plain, &observed, &served];
+    let quiet = measure_all(routers, &auth).await;
     tracing_subscriber::registry().with(evconduit::telemetry::log_layer(LogFormat::Text, "info", std::io::sink)).init();
-    let logging = measure_all(&bare, &plain, &layered, &auth).await;
+    let logging = measure_all(routers, &auth).await;
     println!("ns/request (best of {ROUNDS} x {REQUESTS}):");
-    for (name, (bare, plain, layered)) in [("no subscriber", quiet), ("subscriber at INFO", logging)] {
+    for (name, [bare, plain, observed, served]) in [("no subscriber", quiet), ("subscriber at INFO", logging)] {
         println!(
-            "  {name}: bare {bare:.0}, status without layer {plain:.0}, status with layer {layered:.0} \
-             => layer adds {:.0} ns; status/bare throughput {:.2}x (without layer {:.2}x)",
-            layered - plain,
-            bare / layered,
+            "  {name}: bare {bare:.0}, routes {plain:.0}, routes + observe {observed:.0}, served {served:.0} \
+             => observe adds {:.0} ns; throughput vs bare: routes {:.2}x, + observe {:.2}x, served {:.2}x",
+            observed - plain,
             bare / plain,
+            bare / observed,
+            bare / served,
         );
     }
     drop(app);
 }
 
-async fn measure_all(bare: &Router, plain: &Router, layered: &Router, auth: &str) -> (f64, f64, f64) {
-    let mut best = (f64::MAX, f64::MAX, f64::MAX);
+async fn measure_all(routers: [&Router; 4], auth: &str) -> [f64; 4] {
+    let mut best = [f64::MAX; 4];
     for _ in 0..ROUNDS {
-        best.0 = best.0.min(round(bare, auth).await);
-        best.1 = best.1.min(round(plain, auth).await);
-        best.2 = best.2.min(round(layered, auth).await);
+        for (best, router) in best.iter_mut().zip(routers) {
+            *best = best.min(round(router, auth).await);
+        }
     }
     best
 }
