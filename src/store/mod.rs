@@ -6,8 +6,10 @@
 //! lives in the actors. The store is for durability and for start-up.
 
 mod batch;
+mod columns;
 mod errors;
 mod load;
+mod mapping;
 mod postgres;
 mod postgres_push;
 mod postgres_sessions;

@@ -10,12 +10,12 @@ use chrono::{DateTime, Utc};
 use evconduit_actors::ports::VehicleWrite;
 use evconduit_actors::state::VehicleState;
 use futures::TryStreamExt;
-use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use super::errors::{from_migrate, from_sqlx};
-use super::load::{self, RawVehicle};
+use super::load::{self};
+use super::mapping::{key_from_row, raw_vehicle, user_from_row};
 use super::rows;
 use super::{batch, postgres_push, postgres_sessions, *};
 
@@ -431,48 +431,4 @@ impl UpsertColumns {
         }
         Ok(columns)
     }
-}
-
-fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    row.try_get(column).map_err(from_sqlx)
-}
-
-fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: get(row, "id")?,
-        email: get(row, "email")?,
-        name: get(row, "name")?,
-        role: rows::role(get(row, "role")?)?,
-        tier: rows::tier(get(row, "tier")?)?,
-        trial_ends_at: get(row, "trial_ends_at")?,
-        created_at: get(row, "created_at")?,
-    })
-}
-
-fn key_from_row(row: &PgRow) -> Result<ApiKey, StoreError> {
-    Ok(ApiKey {
-        id: get(row, "id")?,
-        hash: rows::key_hash(get(row, "key_hash")?)?,
-        user_id: get(row, "user_id")?,
-        label: get(row, "label")?,
-        created_at: get(row, "created_at")?,
-        last_used_at: get(row, "last_used_at")?,
-        revoked_at: get(row, "revoked_at")?,
-    })
-}
-
-fn raw_vehicle(row: &PgRow) -> Result<RawVehicle, StoreError> {
-    let internal_id = get(row, "id")?;
-    let named = rows::in_vehicle(internal_id);
-    Ok(RawVehicle {
-        internal_id,
-        user_id: get(row, "user_id").map_err(&named)?,
-        data: get(row, "data").map_err(&named)?,
-        source: get(row, "source").map_err(&named)?,
-        received_at: get(row, "received_at").map_err(&named)?,
-        relink_required: get(row, "relink_required").map_err(&named)?,
-    })
 }

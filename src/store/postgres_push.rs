@@ -1,15 +1,13 @@
 //! The Postgres side of push registrations and their delivery state (see `Store`). Called from
 //! the `Store` impl in postgres.rs, which owns the pool.
 
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use evconduit_actors::push::{PendingPush, PushHealth, PushRegistration, PushTargetRecord};
-use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{Postgres, Row};
+use sqlx::postgres::PgPool;
 use uuid::Uuid;
 
 use super::StoreError;
 use super::errors::from_sqlx;
+use super::mapping::target_from_row;
 use super::rows;
 
 pub(super) async fn load_push_targets(pool: &PgPool) -> Result<Vec<PushTargetRecord>, StoreError> {
@@ -121,45 +119,4 @@ pub(super) async fn record_push_attempt(
     .await
     .map(drop)
     .map_err(from_sqlx)
-}
-
-fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    row.try_get(column).map_err(from_sqlx)
-}
-
-fn target_from_row(row: &PgRow) -> Result<PushTargetRecord, StoreError> {
-    let vehicle_id: Uuid = get(row, "vehicle_id")?;
-    let read = || -> Result<PushTargetRecord, StoreError> {
-        let pending = match get::<Option<i64>>(row, "pending_version")? {
-            None => None,
-            Some(version) => Some(PendingPush {
-                version: rows::version(version)?,
-                status: Bytes::from(get::<String>(row, "pending_status")?),
-                created_at: get::<Option<DateTime<Utc>>>(row, "pending_created_at")?.unwrap_or_default(),
-            }),
-        };
-        Ok(PushTargetRecord {
-            registration: PushRegistration {
-                vehicle_id,
-                enode_vehicle_id: get(row, "enode_vehicle_id")?,
-                user_id: get(row, "user_id")?,
-                webhook_id: get(row, "webhook_id")?,
-                url: get(row, "url")?,
-                vehicle_ref: get(row, "vehicle_ref")?,
-                registered_at: get(row, "registered_at")?,
-            },
-            health: PushHealth {
-                last_success_at: get(row, "last_success_at")?,
-                last_failure_at: get(row, "last_failure_at")?,
-                last_failure_reason: get(row, "last_failure_reason")?,
-                consecutive_failures: rows::count(get::<i32>(row, "consecutive_failures")?)?,
-            },
-            pending,
-            settled_version: rows::version(get(row, "settled_version")?)?,
-        })
-    };
-    read().map_err(rows::in_push_target(vehicle_id))
 }

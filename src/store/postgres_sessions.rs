@@ -3,13 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use evconduit_actors::sessions::{ChargingSession, ElectricityRate, SessionWrite};
-use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{Postgres, Row};
+use sqlx::postgres::PgPool;
 use uuid::Uuid;
 
 use super::StoreError;
 use super::errors::from_sqlx;
-use super::rows;
+use super::mapping::{rate_from_row, session_from_row};
 
 macro_rules! session_columns {
     () => {
@@ -178,51 +177,4 @@ pub(super) async fn load_electricity_rates(pool: &PgPool) -> Result<Vec<(Uuid, E
         .iter()
         .map(rate_from_row)
         .collect()
-}
-
-fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    row.try_get(column).map_err(from_sqlx)
-}
-
-fn session_from_row(row: &PgRow) -> Result<ChargingSession, StoreError> {
-    let id: Uuid = get(row, "id")?;
-    let read = || -> Result<ChargingSession, StoreError> {
-        Ok(ChargingSession {
-            id,
-            user_id: get(row, "user_id")?,
-            vehicle_id: get(row, "vehicle_id")?,
-            enode_vehicle_id: get(row, "enode_vehicle_id")?,
-            start_time: get(row, "start_time")?,
-            end_time: get(row, "end_time")?,
-            battery_level_start: get(row, "battery_level_start")?,
-            battery_level_end: get(row, "battery_level_end")?,
-            battery_capacity_kwh: get(row, "battery_capacity_kwh")?,
-            energy_added_kwh: get(row, "energy_added_kwh")?,
-            max_rate_kw: get(row, "max_rate_kw")?,
-            avg_rate_kw: get(row, "avg_rate_kw")?,
-            rate_samples: rows::count(get::<i32>(row, "rate_samples")?)?,
-            location_lat: get(row, "location_lat")?,
-            location_lon: get(row, "location_lon")?,
-            odometer_km: get(row, "odometer_km")?,
-            cost_per_kwh: get(row, "cost_per_kwh")?,
-            currency: get(row, "currency")?,
-            total_cost: get(row, "total_cost")?,
-            created_at: get(row, "created_at")?,
-        })
-    };
-    read().map_err(rows::in_session(id))
-}
-
-fn rate_from_row(row: &PgRow) -> Result<(Uuid, ElectricityRate), StoreError> {
-    Ok((
-        get(row, "user_id")?,
-        ElectricityRate {
-            cost_per_kwh: get(row, "cost_per_kwh")?,
-            currency: get(row, "currency")?,
-            updated_at: get(row, "updated_at")?,
-        },
-    ))
 }

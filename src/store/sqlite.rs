@@ -12,15 +12,12 @@ use chrono::{DateTime, Utc};
 use evconduit_actors::ports::VehicleWrite;
 use evconduit_actors::state::VehicleState;
 use futures::TryStreamExt;
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
-use uuid::fmt::Hyphenated;
 
 use super::errors::{from_migrate, from_sqlx};
-use super::load::{self, RawVehicle};
+use super::load::{self};
+use super::mapping::{key_from_row, raw_vehicle, user_from_row};
 use super::rows::{self, db_time};
 use super::{batch, sqlite_push, sqlite_sessions, *};
 
@@ -425,52 +422,4 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         sqlite_push::record_push_attempt(&self.pool, vehicle_id, settled, health).await
     }
-}
-
-fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
-    row.try_get::<Hyphenated, _>(column).map(Hyphenated::into_uuid).map_err(from_sqlx)
-}
-
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(column).map_err(from_sqlx)
-}
-
-fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: uuid(row, "id")?,
-        email: get(row, "email")?,
-        name: get(row, "name")?,
-        role: rows::role(get(row, "role")?)?,
-        tier: rows::tier(get(row, "tier")?)?,
-        trial_ends_at: get(row, "trial_ends_at")?,
-        created_at: get(row, "created_at")?,
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
-    Ok(ApiKey {
-        id: uuid(row, "id")?,
-        hash: rows::key_hash(get(row, "key_hash")?)?,
-        user_id: uuid(row, "user_id")?,
-        label: get(row, "label")?,
-        created_at: get(row, "created_at")?,
-        last_used_at: get(row, "last_used_at")?,
-        revoked_at: get(row, "revoked_at")?,
-    })
-}
-
-fn raw_vehicle(row: &SqliteRow) -> Result<RawVehicle, StoreError> {
-    let internal_id = uuid(row, "id")?;
-    let named = rows::in_vehicle(internal_id);
-    Ok(RawVehicle {
-        internal_id,
-        user_id: uuid(row, "user_id").map_err(&named)?,
-        data: get(row, "data").map_err(&named)?,
-        source: get(row, "source").map_err(&named)?,
-        received_at: get(row, "received_at").map_err(&named)?,
-        relink_required: get(row, "relink_required").map_err(&named)?,
-    })
 }

@@ -1,16 +1,15 @@
 //! The SQLite side of push registrations and their delivery state (see `Store`). Called from
 //! the `Store` impl in sqlite.rs, which owns the pool.
 
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use evconduit_actors::push::{PendingPush, PushHealth, PushRegistration, PushTargetRecord};
-use sqlx::sqlite::{SqlitePool, SqliteRow};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::sqlite::SqlitePool;
+use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
-use uuid::fmt::Hyphenated;
 
 use super::StoreError;
 use super::errors::from_sqlx;
+use super::mapping::target_from_row;
 use super::rows::{self, db_time};
 
 pub(super) async fn load_push_targets(pool: &SqlitePool) -> Result<Vec<PushTargetRecord>, StoreError> {
@@ -129,49 +128,4 @@ pub(super) async fn record_push_attempt(
     .await
     .map(drop)
     .map_err(from_sqlx)
-}
-
-fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
-    row.try_get::<Hyphenated, _>(column).map(Hyphenated::into_uuid).map_err(from_sqlx)
-}
-
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(column).map_err(from_sqlx)
-}
-
-fn target_from_row(row: &SqliteRow) -> Result<PushTargetRecord, StoreError> {
-    let vehicle_id = uuid(row, "vehicle_id")?;
-    let read = || -> Result<PushTargetRecord, StoreError> {
-        let pending = match get::<Option<i64>>(row, "pending_version")? {
-            None => None,
-            Some(version) => Some(PendingPush {
-                version: rows::version(version)?,
-                status: Bytes::from(get::<String>(row, "pending_status")?),
-                created_at: get::<Option<DateTime<Utc>>>(row, "pending_created_at")?.unwrap_or_default(),
-            }),
-        };
-        Ok(PushTargetRecord {
-            registration: PushRegistration {
-                vehicle_id,
-                enode_vehicle_id: get(row, "enode_vehicle_id")?,
-                user_id: uuid(row, "user_id")?,
-                webhook_id: get(row, "webhook_id")?,
-                url: get(row, "url")?,
-                vehicle_ref: get(row, "vehicle_ref")?,
-                registered_at: get(row, "registered_at")?,
-            },
-            health: PushHealth {
-                last_success_at: get(row, "last_success_at")?,
-                last_failure_at: get(row, "last_failure_at")?,
-                last_failure_reason: get(row, "last_failure_reason")?,
-                consecutive_failures: rows::count(get::<i64>(row, "consecutive_failures")?)?,
-            },
-            pending,
-            settled_version: rows::version(get(row, "settled_version")?)?,
-        })
-    };
-    read().map_err(rows::in_push_target(vehicle_id))
 }

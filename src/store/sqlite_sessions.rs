@@ -3,14 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use evconduit_actors::sessions::{ChargingSession, ElectricityRate, SessionWrite};
-use sqlx::sqlite::{SqlitePool, SqliteRow};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::sqlite::SqlitePool;
+use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
-use uuid::fmt::Hyphenated;
 
 use super::StoreError;
 use super::errors::from_sqlx;
-use super::rows::{self, db_time};
+use super::mapping::{rate_from_row, session_from_row};
+use super::rows::db_time;
 
 macro_rules! session_columns {
     () => {
@@ -182,55 +182,4 @@ pub(super) async fn load_electricity_rates(pool: &SqlitePool) -> Result<Vec<(Uui
         .iter()
         .map(rate_from_row)
         .collect()
-}
-
-fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
-    row.try_get::<Hyphenated, _>(column).map(Hyphenated::into_uuid).map_err(from_sqlx)
-}
-
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(column).map_err(from_sqlx)
-}
-
-fn session_from_row(row: &SqliteRow) -> Result<ChargingSession, StoreError> {
-    let id = uuid(row, "id")?;
-    let read = || -> Result<ChargingSession, StoreError> {
-        Ok(ChargingSession {
-            id,
-            user_id: uuid(row, "user_id")?,
-            vehicle_id: uuid(row, "vehicle_id")?,
-            enode_vehicle_id: get(row, "enode_vehicle_id")?,
-            start_time: get(row, "start_time")?,
-            end_time: get(row, "end_time")?,
-            battery_level_start: get(row, "battery_level_start")?,
-            battery_level_end: get(row, "battery_level_end")?,
-            battery_capacity_kwh: get(row, "battery_capacity_kwh")?,
-            energy_added_kwh: get(row, "energy_added_kwh")?,
-            max_rate_kw: get(row, "max_rate_kw")?,
-            avg_rate_kw: get(row, "avg_rate_kw")?,
-            rate_samples: rows::count(get::<i64>(row, "rate_samples")?)?,
-            location_lat: get(row, "location_lat")?,
-            location_lon: get(row, "location_lon")?,
-            odometer_km: get(row, "odometer_km")?,
-            cost_per_kwh: get(row, "cost_per_kwh")?,
-            currency: get(row, "currency")?,
-            total_cost: get(row, "total_cost")?,
-            created_at: get(row, "created_at")?,
-        })
-    };
-    read().map_err(rows::in_session(id))
-}
-
-fn rate_from_row(row: &SqliteRow) -> Result<(Uuid, ElectricityRate), StoreError> {
-    Ok((
-        uuid(row, "user_id")?,
-        ElectricityRate {
-            cost_per_kwh: get(row, "cost_per_kwh")?,
-            currency: get(row, "currency")?,
-            updated_at: get(row, "updated_at")?,
-        },
-    ))
 }
