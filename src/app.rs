@@ -127,6 +127,7 @@ impl App {
             poll_attempts: config.action_poll_attempts,
         };
         let fleet = Fleet::start(Arc::new(context), FleetConfig::default()).await?;
+        push.record_history_in(Arc::clone(fleet.history()));
         fleet.restore(state_store.as_ref()).await.context("restoring vehicles")?;
 
         let stream = Arc::new(WebhookStream::new(Duration::from_secs(config.webhook_silence_secs)));

@@ -203,7 +203,7 @@ impl Fleet {
             tracing::warn!(vehicle = %vehicle.id, "event names a different owner than the vehicle has; ignored");
             return Routed::WrongOwner;
         }
-        self.send(state.internal_id, VehicleMsg::Observe { vehicle: Box::new(vehicle), source, kind })
+        self.send(&entry, state.internal_id, VehicleMsg::Observe { vehicle: Box::new(vehicle), source, kind })
     }
 
     /// Marks a user's vehicles (of `vendor`, or all when None) as needing a relink. Returns how many.
@@ -215,7 +215,7 @@ impl Fleet {
             if vendor.is_none_or(|v| own.is_some_and(|own| own.eq_ignore_ascii_case(v))) {
                 let now = self.inner.context.clock.now();
                 self.inner.history.record(state.internal_id, now, EventKind::CredentialsInvalidated, Outcome::Ok);
-                self.send(state.internal_id, VehicleMsg::CredentialsInvalidated);
+                self.send(&entry, state.internal_id, VehicleMsg::CredentialsInvalidated);
                 count += 1;
             }
         }
@@ -228,11 +228,23 @@ impl Fleet {
         let entry = self.inner.context.board.get(id).ok_or(CommandError::NotFound)?;
         let internal_id = entry.snapshot().state.internal_id;
         let actor = self.inner.registry.actor(internal_id).ok_or(CommandError::NotRunning(entry.status()))?;
-        match actor.call(|reply| VehicleMsg::Charge { kind, reply }, Some(timeout)).await {
+        let result = match actor.call(|reply| VehicleMsg::Charge { kind, reply }, Some(timeout)).await {
             Ok(CallResult::Success(result)) => result.map_err(CommandError::Upstream),
             Ok(CallResult::Timeout) => Err(CommandError::Timeout),
             Ok(CallResult::SenderError) | Err(_) => Err(CommandError::NotRunning(entry.status())),
+        };
+        let now = self.inner.context.clock.now();
+        match &result {
+            Ok(action) => {
+                let note = format!("{} {:?}", kind.as_str(), action.state);
+                self.inner.history.record_with_note(internal_id, now, EventKind::Command, Outcome::Ok, &note);
+            }
+            Err(err) => {
+                let note = format!("{}: {err}", kind.as_str());
+                self.inner.history.record_with_note(internal_id, now, EventKind::Command, Outcome::Failed, &note);
+            }
         }
+        result
     }
 
     /// An action changed state at Enode (`user:vendor-action:updated`). Routed to the vehicle it
@@ -243,7 +255,7 @@ impl Fleet {
         if state.user_id != user_id {
             return Routed::WrongOwner;
         }
-        self.send(state.internal_id, VehicleMsg::ActionUpdated(Box::new(action)))
+        self.send(&entry, state.internal_id, VehicleMsg::ActionUpdated(Box::new(action)))
     }
 
     /// Removes a vehicle (by either id): stops its actor, takes it off the board, deletes it from
@@ -272,7 +284,7 @@ impl Fleet {
         let Some(entry) = self.inner.context.board.get(id) else {
             return false;
         };
-        self.send(entry.snapshot().state.internal_id, VehicleMsg::Crash { reason: reason.to_owned() });
+        self.send(&entry, entry.snapshot().state.internal_id, VehicleMsg::Crash { reason: reason.to_owned() });
         true
     }
 
@@ -318,10 +330,14 @@ impl Fleet {
         let _ = cell.stop_and_wait(Some("shutdown".into()), Some(timeout)).await;
     }
 
-    fn send(&self, internal_id: Uuid, msg: VehicleMsg) -> Routed {
+    /// Routes a message to a vehicle's actor (its entry counts the backlog).
+    fn send(&self, entry: &BoardEntry, internal_id: Uuid, msg: VehicleMsg) -> Routed {
         match self.inner.registry.actor(internal_id) {
             Some(actor) => match actor.cast(msg) {
-                Ok(()) => Routed::Queued,
+                Ok(()) => {
+                    entry.enqueued();
+                    Routed::Queued
+                }
                 // The actor just died; the supervisor is restarting it and will deliver.
                 Err(MessagingErr::SendErr(msg)) => {
                     self.to_supervisor(SupervisorMsg::Deliver { internal_id, msg, attempts: 0 })

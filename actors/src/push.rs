@@ -30,6 +30,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::history::{EventKind, History, Outcome as HistoryOutcome};
+
 pub use backoff::PushConfig;
 pub use payload::{EVENT, PushIds, render};
 pub use records::{Circuit, PendingPush, PushHealth, PushRegistration, PushTargetRecord, PushTargetView};
@@ -57,6 +59,9 @@ struct Inner {
     workers: AtomicUsize,
     idle: Notify,
     counters: Counters,
+    /// Where delivery outcomes are recorded per vehicle (set once the fleet exists: the outbox is
+    /// built first, because the vehicle actors' context lists it as a listener).
+    history: std::sync::OnceLock<Arc<History>>,
 }
 
 struct Target {
@@ -116,6 +121,7 @@ impl PushOutbox {
                 workers: AtomicUsize::new(0),
                 idle: Notify::new(),
                 counters: Counters::default(),
+                history: std::sync::OnceLock::new(),
             }),
         };
         let mut owed = 0;
@@ -180,6 +186,27 @@ impl PushOutbox {
             }
         }
         Ok(())
+    }
+
+    /// Records every delivery's outcome in the vehicles' history from now on.
+    pub fn record_history_in(&self, history: Arc<History>) {
+        let _ = self.inner.history.set(history);
+    }
+
+    /// Every target with its delivery health (admins).
+    pub fn all_targets(&self) -> Vec<PushTargetView> {
+        let now = Instant::now();
+        let mut views: Vec<PushTargetView> =
+            self.inner.targets.iter().map(|t| t.lock().view(now, &self.inner.config)).collect();
+        views.sort_by_key(|v| v.registration.registered_at);
+        views
+    }
+
+    /// One vehicle's target, if it has one.
+    pub fn target(&self, vehicle_id: Uuid) -> Option<PushTargetView> {
+        let target = self.inner.targets.get(&vehicle_id)?;
+        let view = target.lock().view(Instant::now(), &self.inner.config);
+        Some(view)
     }
 
     /// A user's targets with their delivery health.
@@ -335,6 +362,21 @@ impl Worker {
             self.send_with_fallback(&delivery).await
         };
         let ((), (outcome, switched)) = tokio::join!(persist, send);
+        if let Some(history) = self.inner.history.get() {
+            let now = self.inner.clock.now();
+            match &outcome {
+                PushOutcome::Delivered => {
+                    history.record(self.target.vehicle_id, now, EventKind::Push, HistoryOutcome::Ok)
+                }
+                failure => history.record_with_note(
+                    self.target.vehicle_id,
+                    now,
+                    EventKind::Push,
+                    HistoryOutcome::Failed,
+                    &failure.reason(),
+                ),
+            }
+        }
         let host = host_of(&delivery.url);
         match &outcome {
             PushOutcome::Delivered => {

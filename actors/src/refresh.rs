@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::fleet::Fleet;
 use crate::freshness::{FreshnessPolicy, WebhookStream, elapsed};
+use crate::history::{EventKind, Outcome};
 use crate::ports::{Audience, Clock, Upstream, UpstreamError};
 use crate::snapshot::{ActorStatus, BoardEntry};
 use crate::state::{DataSource, VehicleState};
@@ -343,6 +344,7 @@ impl RefreshScheduler {
                 info.retry_at = None;
                 info.last_error = None;
                 drop(info);
+                self.inner.fleet.history().record(candidate.internal_id, now, EventKind::Refresh, Outcome::Ok);
                 self.inner.fleet.observe(candidate.user_id, vehicle, DataSource::Refresh, ObservationKind::Updated);
             }
             Err(err) => {
@@ -352,6 +354,14 @@ impl RefreshScheduler {
                 info.retry_at = Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
                 info.last_error = Some(err.to_string());
                 drop(info);
+                let history = self.inner.fleet.history();
+                history.record_with_note(
+                    candidate.internal_id,
+                    now,
+                    EventKind::Refresh,
+                    Outcome::Failed,
+                    &err.to_string(),
+                );
                 if let UpstreamError::Unavailable { retry_after, .. } = &err {
                     let pause = retry_after.unwrap_or(self.inner.config.default_pause);
                     let until = now.timestamp_millis() + pause.as_millis() as i64;

@@ -5,7 +5,7 @@
 //! clone the bytes: no actor mailbox, no lock held across an await, no database.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, Ordering};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -97,6 +97,8 @@ pub struct BoardEntry {
     /// scheduler to know who is watching. Relaxed: an approximate time is all that is needed.
     last_read: AtomicI64,
     status: AtomicU8,
+    /// Messages the fleet routed to the actor that it has not handled yet (admins see backlog).
+    queued: AtomicU32,
 }
 
 impl BoardEntry {
@@ -105,6 +107,7 @@ impl BoardEntry {
             snapshot: ArcSwap::new(snapshot),
             last_read: AtomicI64::new(0),
             status: AtomicU8::new(ActorStatus::Running as u8),
+            queued: AtomicU32::new(0),
         }
     }
 
@@ -122,6 +125,21 @@ impl BoardEntry {
             0 => None,
             secs => DateTime::from_timestamp(secs, 0),
         }
+    }
+
+    /// Messages waiting for the vehicle's actor.
+    pub fn queued(&self) -> u32 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn enqueued(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One message handled. Saturating: the actor also gets messages the fleet did not count
+    /// (its own timers, answers from Enode), and a restart starts the count afresh.
+    pub(crate) fn dequeued(&self) {
+        let _ = self.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     pub fn status(&self) -> ActorStatus {

@@ -143,6 +143,16 @@ impl Actor for VehicleActor {
         // Entered, not `instrument`ed: the guard is !Send, so an `.await` added below fails to
         // compile instead of leaving the span entered on the wrong task.
         let _span = state.span.clone().entered();
+        if matches!(
+            msg,
+            VehicleMsg::Observe { .. }
+                | VehicleMsg::CredentialsInvalidated
+                | VehicleMsg::ActionUpdated(_)
+                | VehicleMsg::Crash { .. }
+        ) {
+            // The kinds the fleet routes (and counts); see `BoardEntry::queued`.
+            state.entry.dequeued();
+        }
         let current = &state.current.state;
         let next = match msg {
             VehicleMsg::Observe { vehicle, source, kind } => {

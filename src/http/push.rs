@@ -138,7 +138,8 @@ async fn status(State(app): State<AppState>, Caller(caller): Caller) -> Json<Val
     Json(json!({ "registrations": registrations }))
 }
 
-fn view_json(view: &PushTargetView) -> Value {
+/// A target as callers and admins see it: the URL masked except its host.
+pub fn view_json(view: &PushTargetView) -> Value {
     let (r, h) = (&view.registration, &view.health);
     json!({
         "vehicle_id": r.vehicle_ref,

@@ -185,7 +185,8 @@ async fn overview_endpoints_describe_the_service() {
     assert!(webhooks["last_delivery_at"].is_string());
     assert!(webhooks["per_minute"]["deliveries"].is_number());
     let (_, push) = app.admin("/admin/push").await;
-    assert_eq!(push["configured"], false);
+    assert_eq!(push["stats"]["targets"], 0);
+    assert_eq!(push["targets"], serde_json::json!([]));
     let (_, users) = app.admin("/admin/users").await;
     let driver = users.as_array().unwrap().iter().find(|u| u["email"] == "driver@example.com").unwrap();
     assert_eq!(driver["vehicles"], 3);
@@ -283,6 +284,20 @@ async fn with_enode_the_upstream_shows_and_an_operator_refresh_is_made() {
     let (_, row) = app.admin(&format!("/admin/actors/{id}")).await;
     assert_eq!(row["breaker"], "closed");
     assert_eq!(row["data_source"], "refresh");
+    assert!(row["mailbox_backlog"].is_number(), "{row}");
+    // A command is in the history too, with its outcome (here Enode's refusal or its action).
+    let command = app
+        .http
+        .post(app.url(&format!("/api/charging/{id}")))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"action": "STOP"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(command.status() == StatusCode::OK || command.status() == StatusCode::CONFLICT);
+    let (_, row) = app.admin(&format!("/admin/actors/{id}")).await;
+    let kinds: Vec<&str> = row["history"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"refresh") && kinds.contains(&"command"), "{kinds:?}");
 
     let (_, upstream) = app.admin("/admin/upstream").await;
     assert_eq!(upstream["configured"], true, "{upstream}");

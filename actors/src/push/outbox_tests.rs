@@ -329,3 +329,28 @@ async fn a_store_outage_delays_nothing_and_loses_nothing() {
     ha.answer(Answer::Ok);
     eventually("delivered", || ha.accepted().len() == 1).await;
 }
+
+#[tokio::test]
+async fn every_delivery_outcome_lands_in_the_vehicles_history_and_the_admin_views() {
+    let (store, net) = (Arc::new(MemoryPushStore::default()), Arc::new(FakeNet::default()));
+    let outbox = outbox(&store, &net, fast()).await;
+    let history = Arc::new(History::new());
+    outbox.record_history_in(Arc::clone(&history));
+    let state = sample_state("enode-1");
+    let ha = net.add("http://ha/api/webhook/a", "enode-1");
+    ha.answer(Answer::Fail(PushOutcome::Http5xx(500)));
+    outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
+    let first = Arc::new(Snapshot::render(Arc::new(state.clone())));
+    let second = change(&outbox, &first, 70.0);
+    eventually("a failure recorded", || history.last(state.internal_id, EventKind::Push).is_some()).await;
+    let failed = history.last(state.internal_id, EventKind::Push).unwrap();
+    assert_eq!(failed.outcome, HistoryOutcome::Failed);
+    ha.answer(Answer::Ok);
+    change(&outbox, &second, 71.0);
+    eventually("a delivery recorded", || {
+        history.last(state.internal_id, EventKind::Push).is_some_and(|e| e.outcome == HistoryOutcome::Ok)
+    })
+    .await;
+    assert_eq!(outbox.all_targets().len(), 1);
+    assert_eq!(outbox.target(state.internal_id).map(|t| t.registration.vehicle_ref), Some("enode-1".to_owned()));
+}

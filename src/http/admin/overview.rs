@@ -123,10 +123,10 @@ pub fn webhooks_now(app: &AppState) -> Webhooks {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Push {
-    /// False until the push outbox is part of this deployment.
-    pub configured: bool,
-    pub detail: Option<String>,
-    /// Targets and their health (queue depth, last success, failures).
+    /// Totals: targets, states waiting, deliveries and failures.
+    #[schema(value_type = Object)]
+    pub stats: serde_json::Value,
+    /// Every target and its health (URLs masked except their host).
     #[schema(value_type = Vec<Object>)]
     pub targets: Vec<serde_json::Value>,
 }
@@ -144,8 +144,9 @@ pub struct Push {
         (status = 403, description = "Not an administrator's key", body = ErrorBody),
     )
 )]
-pub async fn push(_admin: Admin) -> Json<Push> {
-    Json(Push { configured: false, detail: Some("push outbox not configured".into()), targets: Vec::new() })
+pub async fn push(State(app): State<AppState>, _admin: Admin) -> Json<Push> {
+    let targets = app.push.all_targets().iter().map(crate::http::push::view_json).collect();
+    Json(Push { stats: serde_json::to_value(app.push.stats()).unwrap_or_default(), targets })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,8 +1,8 @@
 //! What admins see of a vehicle: one `ActorRow` built from the snapshot board, the fleet's
 //! supervision facts and the vehicle's history. Shared by the JSON API and the HTML page.
 //!
-//! Fields owned by components that are not wired yet (push outbox, mailbox depth) are present
-//! and `null` until they are, so clients can rely on the shape.
+//! Fields a deployment cannot know (no Enode client: no breaker) are `null`, so clients can rely
+//! on the shape.
 
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ pub struct ActorRow {
     pub restarts_in_window: usize,
     pub total_restarts: u64,
     pub last_error: Option<String>,
-    /// Messages waiting in the actor's mailbox (not tracked yet: null).
+    /// Messages waiting in the actor's mailbox (those routed by the fleet).
     pub mailbox_backlog: Option<u64>,
     /// Seconds since the data was last known current (received, refreshed or vouched for).
     pub data_age_secs: u64,
@@ -55,7 +55,8 @@ pub struct ActorRow {
     pub last_read_at: Option<DateTime<Utc>>,
     /// The Enode client's circuit breaker (closed, open, half_open); null without a client.
     pub breaker: Option<String>,
-    /// Health of the vehicle's push targets (null until the push outbox is wired).
+    /// The vehicle's push target, if it has one: its circuit and recent failures, e.g.
+    /// `closed, 0 failures` or `open, 8 failures: timeout`.
     pub push: Option<String>,
     pub relink_required: bool,
 }
@@ -89,7 +90,7 @@ impl ActorRow {
             restarts_in_window: health.as_ref().map_or(0, |h| h.restarts_in_window),
             total_restarts: health.as_ref().map_or(0, |h| h.total_restarts),
             last_error: health.and_then(|h| h.last_error),
-            mailbox_backlog: None,
+            mailbox_backlog: Some(u64::from(entry.queued())),
             data_age_secs: freshness.age_secs,
             stale: freshness.stale,
             wanted: freshness.wanted,
@@ -104,7 +105,15 @@ impl ActorRow {
             last_refresh_error: refresh.last_error,
             last_read_at: entry.last_read(),
             breaker,
-            push: None,
+            push: app.push.target(id).map(|t| {
+                let failures = t.health.consecutive_failures;
+                let circuit = serde_json::to_value(t.circuit).ok().and_then(|v| v.as_str().map(str::to_owned));
+                let circuit = circuit.unwrap_or_default();
+                match (&t.health.last_failure_reason, failures) {
+                    (Some(reason), n) if n > 0 => format!("{circuit}, {n} failures: {reason}"),
+                    _ => format!("{circuit}, {failures} failures"),
+                }
+            }),
             relink_required: state.relink_required,
         }
     }
