@@ -1,0 +1,136 @@
+//! Servers under test run as their own processes, so that their memory and start-up are theirs
+//! alone: the real release binary (`evconduit serve`, configured by environment) and the ceiling
+//! (this harness binary re-run with `--serve-ceiling`). Both can be pinned to one core.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::http1::{Connection, get_request};
+
+pub struct Server {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `program args..` pinned to `cpus` (a taskset list like "0") when given, with
+    /// exactly the environment `env` plus PATH/HOME, in `dir`.
+    pub fn spawn(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        dir: &Path,
+        cpus: Option<&str>,
+        addr: SocketAddr,
+    ) -> Self {
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        command.args(args).current_dir(dir).env_clear().stdin(Stdio::null()).stdout(Stdio::null());
+        for var in ["PATH", "HOME", "TMPDIR"] {
+            if let Some(value) = std::env::var_os(var) {
+                command.env(var, value);
+            }
+        }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", program.display()));
+        Self { name, addr, child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `GET path` answers 200; returns how long that took from `since`.
+    pub async fn wait_ready(&mut self, path: &str, since: Instant, timeout: Duration) -> Duration {
+        let request = get_request(path, None);
+        loop {
+            if let Ok(mut conn) = Connection::open(self.addr).await
+                && let Ok(status) = conn.status(&request).await
+                && status == 200
+            {
+                return since.elapsed();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited during start-up ({status})", self.name);
+            }
+            assert!(since.elapsed() < timeout, "{} not ready after {timeout:?}", self.name);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Resident memory now, KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        status_field(self.pid(), "VmRSS:")
+    }
+
+    /// CPU time used so far (user + system).
+    pub fn cpu(&self) -> Duration {
+        cpu_time(self.pid())
+    }
+
+    /// SIGTERM, as an orchestrator stops it (the service flushes); SIGKILL after `grace`.
+    pub async fn stop(mut self, grace: Duration) -> Duration {
+        let started = Instant::now();
+        // SAFETY: kill(2) with a pid this process spawned and still owns (not yet reaped).
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        while started.elapsed() < grace {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        eprintln!("{} did not stop within {grace:?}; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        started.elapsed()
+    }
+}
+
+impl Drop for Server {
+    /// A panicking harness must not leave servers behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A free port on the loopback interface (bound, then released for the server to take).
+pub fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address")
+}
+
+/// A `/proc/<pid>/status` field in KiB (0 when unreadable).
+pub fn status_field(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// User + system CPU time of a process, from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Duration::ZERO };
+    // Fields after the command name (which may contain spaces) are space separated; utime and
+    // stime are fields 14 and 15, i.e. the 12th and 13th after the closing parenthesis.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return Duration::ZERO };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}

@@ -1,0 +1,309 @@
+//! The results of one run: a markdown table for people, JSON for comparing runs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::loadgen::RunResult;
+use crate::options::Options;
+use crate::ractor_probe::ProbeResult;
+
+#[derive(Serialize, Default)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+    pub kernel: String,
+    /// 1, 5 and 15 minute load averages at the start and at the end of the run.
+    pub load_before: [f64; 3],
+    pub load_after: [f64; 3],
+    pub build: &'static str,
+    /// How the processes were placed on the cores.
+    pub placement: String,
+}
+
+/// One measured read phase.
+#[derive(Serialize, Clone)]
+pub struct Phase {
+    pub requests_per_sec: f64,
+    pub ok: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// CPU the server used, in cores (1.0 = one core busy the whole phase).
+    pub server_cores: f64,
+    /// CPU the harness (load generator) used, in cores.
+    pub harness_cores: f64,
+}
+
+impl Phase {
+    pub fn new(r: &RunResult, server_cores: f64, harness_cores: f64) -> Self {
+        Self {
+            requests_per_sec: r.rps(),
+            ok: r.ok,
+            errors: r.errors,
+            p50_ms: r.p(0.5),
+            p99_ms: r.p(0.99),
+            p999_ms: r.p(0.999),
+            max_ms: r.latency.max() as f64 / 1000.0,
+            server_cores,
+            harness_cores,
+        }
+    }
+}
+
+#[derive(Serialize, Clone)]
+pub struct Round {
+    pub ceiling: Phase,
+    pub service: Phase,
+    pub ratio: f64,
+}
+
+#[derive(Serialize, Default)]
+pub struct Webhooks {
+    pub deliveries: u64,
+    pub events: u64,
+    pub errors: u64,
+    pub events_per_sec: f64,
+    pub ack_p50_ms: f64,
+    pub ack_p99_ms: f64,
+    pub ack_max_ms: f64,
+    /// Seconds from the last acknowledgement until the store held every acknowledged state.
+    pub catch_up_secs: Option<f64>,
+    pub behind_at_deadline: usize,
+    pub server_cores: f64,
+    pub harness_cores: f64,
+}
+
+#[derive(Serialize, Default)]
+pub struct Memory {
+    /// The service with an empty store, ready.
+    pub empty_rss_kib: u64,
+    /// The service with N vehicles, just ready.
+    pub ready_rss_kib: u64,
+    /// After the read phases.
+    pub after_reads_rss_kib: u64,
+    /// After the webhook phase.
+    pub after_webhooks_rss_kib: u64,
+    /// (ready - empty) / N: what a vehicle costs.
+    pub bytes_per_vehicle: f64,
+    /// ready / N: the whole process per vehicle.
+    pub total_bytes_per_vehicle: f64,
+    pub ractor: Vec<ProbeResult>,
+}
+
+#[derive(Serialize)]
+pub struct Target {
+    pub what: String,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+#[derive(Serialize, Default)]
+pub struct Report {
+    pub started_at: String,
+    pub machine: Machine,
+    pub options: Option<Options>,
+    pub users: usize,
+    pub vehicles: usize,
+    pub status_body_bytes: usize,
+    pub startup_secs: f64,
+    pub empty_startup_secs: f64,
+    pub rounds: Vec<Round>,
+    pub ratio_median: f64,
+    pub ratio_min: f64,
+    pub ratio_max: f64,
+    pub fixed_rate_rps: f64,
+    pub fixed_rate_service: Option<Phase>,
+    pub fixed_rate_ceiling: Option<Phase>,
+    /// Requests the simulator (Enode) counted during the read phases, by route.
+    pub upstream_during_reads: BTreeMap<String, u64>,
+    pub upstream_total_during_reads: u64,
+    pub webhooks: Webhooks,
+    pub memory: Memory,
+    pub targets: Vec<Target>,
+}
+
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+impl Report {
+    /// Judges the targets against what was measured.
+    pub fn judge(&mut self) {
+        let mut t = Vec::new();
+        let mut add = |what: &str, target: String, measured: String, met: bool| {
+            t.push(Target { what: what.into(), target, measured, met })
+        };
+        add(
+            "reads: throughput vs ceiling",
+            ">= 0.85 x".into(),
+            format!("{:.2} x (min {:.2}, max {:.2})", self.ratio_median, self.ratio_min, self.ratio_max),
+            self.ratio_median >= 0.85,
+        );
+        if let Some(fixed) = &self.fixed_rate_service {
+            add(
+                "reads: fixed-rate p99",
+                "<= 2 ms".into(),
+                format!("{:.2} ms at {:.0}/s", fixed.p99_ms, self.fixed_rate_rps),
+                fixed.p99_ms <= 2.0,
+            );
+        }
+        add(
+            "reads: Enode requests",
+            "0".into(),
+            self.upstream_total_during_reads.to_string(),
+            self.upstream_total_during_reads == 0,
+        );
+        let w = &self.webhooks;
+        add(
+            "webhooks: events/s acknowledged",
+            ">= 50 000".into(),
+            format!("{:.0}", w.events_per_sec),
+            w.events_per_sec >= 50_000.0,
+        );
+        add("webhooks: ack p99", "<= 50 ms".into(), format!("{:.1} ms", w.ack_p99_ms), w.ack_p99_ms <= 50.0);
+        add(
+            "webhooks: store caught up",
+            "<= 2 s".into(),
+            match w.catch_up_secs {
+                Some(s) => format!("{s:.2} s"),
+                None => format!("not within the deadline ({} behind)", w.behind_at_deadline),
+            },
+            w.catch_up_secs.is_some_and(|s| s <= 2.0),
+        );
+        let m = &self.memory;
+        add(
+            "memory: RSS per vehicle",
+            "<= 8 KiB".into(),
+            format!(
+                "{:.1} KiB ({:.1} KiB whole process / N)",
+                m.bytes_per_vehicle / 1024.0,
+                m.total_bytes_per_vehicle / 1024.0
+            ),
+            m.bytes_per_vehicle <= 8.0 * 1024.0,
+        );
+        add(
+            "start-up: restored and serving",
+            "<= 3 s (at 100 000)".into(),
+            format!("{:.2} s for {}", self.startup_secs, self.vehicles),
+            self.startup_secs <= 3.0,
+        );
+        self.targets = t;
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let m = &self.machine;
+        let _ = writeln!(s, "\n## evconduit load run, {}\n", self.started_at);
+        let _ = writeln!(
+            s,
+            "Machine: {} x {}, {:.0} GiB, {}; build: {}; load average before {:.2} {:.2} {:.2}, after {:.2} {:.2} {:.2}.",
+            m.cpus,
+            m.cpu_model,
+            m.memory_gib,
+            m.kernel,
+            m.build,
+            m.load_before[0],
+            m.load_before[1],
+            m.load_before[2],
+            m.load_after[0],
+            m.load_after[1],
+            m.load_after[2]
+        );
+        let _ = writeln!(s, "Placement: {}", m.placement);
+        if let Some(o) = &self.options {
+            let _ = writeln!(
+                s,
+                "Run: {} vehicles, {} users with a key each, {:?} store, {} connections, {} x {:.0} s read rounds, {:.0} s webhooks on {} connections x {} events; status body {} bytes.\n",
+                self.vehicles,
+                self.users,
+                o.backend,
+                o.connections,
+                o.rounds,
+                o.read_secs.as_secs_f64(),
+                o.webhook_secs.as_secs_f64(),
+                o.webhook_connections,
+                o.batch,
+                self.status_body_bytes
+            );
+        }
+        let _ = writeln!(
+            s,
+            "| phase | req/s | p50 ms | p99 ms | p99.9 ms | errors | server cores | harness cores | vs ceiling |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for (i, r) in self.rounds.iter().enumerate() {
+            row(&mut s, &format!("ceiling, closed loop #{}", i + 1), &r.ceiling, "1.00");
+            row(&mut s, &format!("evconduit, closed loop #{}", i + 1), &r.service, &format!("{:.2}", r.ratio));
+        }
+        if let (Some(c), Some(v)) = (&self.fixed_rate_ceiling, &self.fixed_rate_service) {
+            let rate = self.fixed_rate_rps;
+            row(&mut s, &format!("ceiling, fixed {rate:.0}/s"), c, "");
+            row(&mut s, &format!("evconduit, fixed {rate:.0}/s"), v, "");
+        }
+        let w = &self.webhooks;
+        let _ = writeln!(
+            s,
+            "\nWebhooks: {} deliveries, {} events, {:.0} events/s, ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors; server {:.2} cores, harness {:.2} cores; store caught up {}.",
+            w.deliveries,
+            w.events,
+            w.events_per_sec,
+            w.ack_p50_ms,
+            w.ack_p99_ms,
+            w.ack_max_ms,
+            w.errors,
+            w.server_cores,
+            w.harness_cores,
+            w.catch_up_secs
+                .map_or_else(|| "NOT within the deadline".to_owned(), |s| format!("{s:.2} s after the load stopped"))
+        );
+        let _ = writeln!(
+            s,
+            "Enode requests during the read phases: {} {:?}.",
+            self.upstream_total_during_reads, self.upstream_during_reads
+        );
+        let mem = &self.memory;
+        let _ = writeln!(
+            s,
+            "Memory: empty service {} KiB; with {} vehicles {} KiB at start, {} KiB after reads, {} KiB after webhooks.",
+            mem.empty_rss_kib, self.vehicles, mem.ready_rss_kib, mem.after_reads_rss_kib, mem.after_webhooks_rss_kib
+        );
+        for p in &mem.ractor {
+            let _ = writeln!(
+                s,
+                "Probe: {} idle {} cost {:.0} bytes each (RSS {} -> {} KiB).",
+                p.actors, p.kind, p.bytes_per_actor, p.rss_before_kib, p.rss_after_kib
+            );
+        }
+        let _ = writeln!(
+            s,
+            "Start-up: {:.2} s with {} vehicles ({:.2} s with an empty store).\n",
+            self.startup_secs, self.vehicles, self.empty_startup_secs
+        );
+        let _ = writeln!(s, "| target | wanted | measured | met |");
+        let _ = writeln!(s, "|---|---|---|---|");
+        for t in &self.targets {
+            let _ =
+                writeln!(s, "| {} | {} | {} | {} |", t.what, t.target, t.measured, if t.met { "yes" } else { "NO" });
+        }
+        s
+    }
+}
+
+fn row(s: &mut String, name: &str, p: &Phase, ratio: &str) {
+    let _ = writeln!(
+        s,
+        "| {name} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {:.2} | {:.2} | {ratio} |",
+        p.requests_per_sec, p.p50_ms, p.p99_ms, p.p999_ms, p.errors, p.server_cores, p.harness_cores
+    );
+}

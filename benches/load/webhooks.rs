@@ -1,0 +1,230 @@
+//! The webhook load: signed deliveries of `user:vehicle:updated` events, as Enode sends them, and
+//! the check that the store caught up afterwards.
+//!
+//! Every event moves its vehicle's `lastSeen` forward (one global millisecond counter), so every
+//! event is news to its actor: it merges, renders a new snapshot and queues a store write. The
+//! harness remembers the newest `lastSeen` acknowledged per vehicle; the store has caught up when
+//! every vehicle's stored `last_seen` is that one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use evconduit::enode::signature;
+use hdrhistogram::Histogram;
+use uuid::Uuid;
+
+use crate::http1::{Connection, post_request};
+use crate::options::Backend;
+use crate::seed::SeededVehicle;
+
+pub const SECRET: &str = "load-harness-webhook-secret-0123456789";
+
+/// A vehicle's event JSON with holes where the timestamps go.
+struct Template {
+    parts: Vec<String>,
+}
+
+pub struct WebhookLoad {
+    templates: Vec<Template>,
+    index: std::collections::HashMap<String, usize>,
+    /// Newest acknowledged `lastSeen` (Unix ms) per vehicle; 0 = untouched.
+    expected: Vec<AtomicI64>,
+    base_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebhookResult {
+    pub deliveries: u64,
+    pub events: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    /// Microseconds from sending a delivery to its acknowledgement.
+    pub ack: Histogram<u64>,
+}
+
+impl WebhookLoad {
+    pub fn new(vehicles: &[SeededVehicle]) -> Self {
+        // Far from any real timestamp, so it can be found and replaced in the serialised text.
+        let sentinel: DateTime<Utc> = DateTime::from_timestamp(981_173_106, 0).expect("valid sentinel");
+        let hole = serde_json::to_string(&sentinel).expect("timestamp serialises");
+        let templates = vehicles
+            .iter()
+            .map(|v| {
+                let mut vehicle = v.vehicle.clone();
+                vehicle.last_seen = Some(sentinel);
+                vehicle.charge_state.last_updated = Some(sentinel);
+                let json = serde_json::to_string(&vehicle).expect("vehicle serialises");
+                let event = format!(
+                    r#"{{"event":"user:vehicle:updated","createdAt":{hole},"version":"2024-10-01","user":{{"id":"{}"}},"vehicle":{json},"updatedFields":["lastSeen","chargeState.lastUpdated"]}}"#,
+                    v.user_id
+                );
+                Template { parts: event.split(&hole).map(str::to_owned).collect() }
+            })
+            .collect();
+        let index = vehicles.iter().enumerate().map(|(i, v)| (v.enode_id.clone(), i)).collect();
+        let expected = vehicles.iter().map(|_| AtomicI64::new(0)).collect();
+        // Newer than anything seeded: every event applies.
+        let base_ms = Utc::now().timestamp_millis() + 60_000;
+        Self { templates, index, expected, base_ms }
+    }
+
+    /// One delivery's body: `batch` events on random vehicles, each with the next timestamp.
+    fn body(&self, rng: &mut u64, clock: &AtomicI64, batch: usize) -> (Vec<u8>, Vec<(usize, i64)>) {
+        let first = clock.fetch_add(batch as i64, Ordering::Relaxed);
+        let mut body = Vec::with_capacity(batch * 2_200);
+        let mut touched = Vec::with_capacity(batch);
+        body.push(b'[');
+        for n in 0..batch {
+            let i = next(rng) as usize % self.templates.len();
+            let ms = self.base_ms + first + n as i64;
+            let stamp = format!(
+                "\"{}\"",
+                DateTime::from_timestamp_millis(ms).expect("in range").to_rfc3339_opts(SecondsFormat::Millis, true)
+            );
+            if n > 0 {
+                body.push(b',');
+            }
+            let template = &self.templates[i];
+            for (k, part) in template.parts.iter().enumerate() {
+                if k > 0 {
+                    body.extend_from_slice(stamp.as_bytes());
+                }
+                body.extend_from_slice(part.as_bytes());
+            }
+            touched.push((i, ms));
+        }
+        body.push(b']');
+        (body, touched)
+    }
+
+    /// Posts deliveries on `connections` connections for `duration`.
+    pub async fn run(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        connections: usize,
+        batch: usize,
+        duration: Duration,
+    ) -> WebhookResult {
+        let clock = Arc::new(AtomicI64::new(0));
+        let deliveries = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let end = started + duration;
+        let tasks: Vec<_> = (0..connections)
+            .map(|c| {
+                let this = Arc::clone(self);
+                let clock = Arc::clone(&clock);
+                let deliveries = Arc::clone(&deliveries);
+                tokio::spawn(async move {
+                    let mut rng = 0x5EED_u64 + c as u64 * 7919;
+                    let mut ack = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+                    let (mut events, mut errors) = (0u64, 0u64);
+                    let mut conn = Connection::open(addr).await.ok();
+                    while Instant::now() < end {
+                        let (body, touched) = this.body(&mut rng, &clock, batch);
+                        let signed = signature::sign(SECRET.as_bytes(), &body);
+                        let delivery = Uuid::new_v4().to_string();
+                        let request = post_request(
+                            "/api/webhook/enode",
+                            &[("x-enode-signature", &signed), ("x-enode-delivery", &delivery)],
+                            &body,
+                        );
+                        let sent = Instant::now();
+                        let status = match conn.as_mut() {
+                            Some(c) => c.status(&request).await.unwrap_or(0),
+                            None => 0,
+                        };
+                        if status == 200 {
+                            let _ = ack.record(sent.elapsed().as_micros().max(1) as u64);
+                            events += touched.len() as u64;
+                            deliveries.fetch_add(1, Ordering::Relaxed);
+                            for (i, ms) in touched {
+                                this.expected[i].fetch_max(ms, Ordering::Relaxed);
+                            }
+                        } else {
+                            errors += 1;
+                            conn = Connection::open(addr).await.ok();
+                        }
+                    }
+                    (events, errors, ack)
+                })
+            })
+            .collect();
+        let mut result = WebhookResult {
+            deliveries: 0,
+            events: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            ack: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
+        };
+        for task in tasks {
+            let (events, errors, ack) = task.await.expect("webhook task panicked");
+            result.events += events;
+            result.errors += errors;
+            result.ack.add(&ack).expect("same bounds");
+        }
+        result.elapsed = started.elapsed();
+        result.deliveries = deliveries.load(Ordering::Relaxed);
+        result
+    }
+
+    /// Polls the store until every acknowledged state is in it, or `deadline` passes. Returns
+    /// the time taken and how many vehicles were still behind.
+    pub async fn wait_caught_up(&self, backend: Backend, url: &str, deadline: Duration) -> (Option<Duration>, usize) {
+        let started = Instant::now();
+        let db = StoredTimes::connect(backend, url).await;
+        loop {
+            let stored = db.last_seen().await;
+            let mut behind = 0;
+            for (enode_id, ms) in &stored {
+                if let Some(&i) = self.index.get(enode_id)
+                    && *ms < self.expected[i].load(Ordering::Relaxed)
+                {
+                    behind += 1;
+                }
+            }
+            if behind == 0 {
+                return (Some(started.elapsed()), 0);
+            }
+            if started.elapsed() > deadline {
+                return (None, behind);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Reads the stored `last_seen` of every vehicle straight from the database (the service has no
+/// endpoint for it, and asking the service would measure the service).
+enum StoredTimes {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl StoredTimes {
+    async fn connect(backend: Backend, url: &str) -> Self {
+        match backend {
+            Backend::Sqlite => Self::Sqlite(sqlx::SqlitePool::connect(url).await.expect("open the SQLite store")),
+            Backend::Postgres => Self::Postgres(sqlx::PgPool::connect(url).await.expect("open the Postgres store")),
+        }
+    }
+
+    async fn last_seen(&self) -> Vec<(String, i64)> {
+        const QUERY: &str = "SELECT enode_id, last_seen FROM vehicles";
+        let rows: Vec<(String, Option<DateTime<Utc>>)> = match self {
+            Self::Sqlite(pool) => sqlx::query_as(QUERY).fetch_all(pool).await,
+            Self::Postgres(pool) => sqlx::query_as(QUERY).fetch_all(pool).await,
+        }
+        .expect("read stored vehicles");
+        rows.into_iter().map(|(id, at)| (id, at.map_or(0, |t| t.timestamp_millis()))).collect()
+    }
+}
