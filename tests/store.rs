@@ -63,6 +63,7 @@ conformance!(
     api_key_conflicts,
     api_key_for_unknown_user_is_invalid,
     list_api_keys_includes_revoked_in_order,
+    active_api_keys_are_every_users_unrevoked_keys_in_order,
     revoke_keeps_the_first_time,
     keys_revoked_since_is_inclusive_and_ordered,
     touch_never_goes_backwards,
@@ -346,6 +347,22 @@ async fn api_key_for_unknown_user_is_invalid(db: &TestDatabase) {
     let store = open(db).await;
     let result = store.create_api_key(&new_key(Uuid::new_v4(), base_time())).await;
     assert!(matches!(result, Err(StoreError::Invalid(_))), "{result:?}");
+}
+
+async fn active_api_keys_are_every_users_unrevoked_keys_in_order(db: &TestDatabase) {
+    let store = open(db).await;
+    assert_eq!(store.active_api_keys().await.expect("list"), vec![]);
+    let user = create_user(store.as_ref(), "one@example.com").await;
+    let other = create_user(store.as_ref(), "two@example.com").await;
+    let mut expected = Vec::new();
+    for (owner, offset_s) in [(user.id, 20), (other.id, 0), (user.id, 10), (other.id, 30)] {
+        let key = new_key(owner, base_time() + TimeDelta::seconds(offset_s));
+        expected.push(store.create_api_key(&key).await.expect("create"));
+    }
+    store.revoke_api_key(expected[3].id, base_time() + TimeDelta::hours(1)).await.expect("revoke");
+    expected.remove(3);
+    expected.sort_by_key(|k| (k.created_at, k.id));
+    assert_eq!(store.active_api_keys().await.expect("list"), expected);
 }
 
 async fn list_api_keys_includes_revoked_in_order(db: &TestDatabase) {

@@ -80,6 +80,9 @@ pub trait Store: Send + Sync + 'static {
     async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError>;
     /// Ordered by created_at, then id; revoked keys included.
     async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError>;
+    /// Every key not revoked, of every user, ordered by created_at, then id: what a starting
+    /// server loads into memory, in one query (one per user took seconds at 50 000 users).
+    async fn active_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     /// Sets `revoked_at` if not yet set. Returns the key as it now is, or None if no such key.
     async fn revoke_api_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError>;
     /// Keys revoked at or after `since`: how a running server learns of revocations made by

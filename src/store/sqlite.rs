@@ -211,6 +211,20 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn active_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?
+        .iter()
+        .map(key_from_row)
+        .collect()
+    }
+
     async fn revoke_api_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
         // One statement, so two revocations racing still keep the first time.
         sqlx::query(concat!(
