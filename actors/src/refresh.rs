@@ -164,7 +164,13 @@ impl RefreshScheduler {
         self.inner.running.store(true, Ordering::Release);
         let mut last_sweep = tokio::time::Instant::now();
         while !self.inner.stopping.load(Ordering::Acquire) {
-            self.start_due();
+            // The scan visits every vehicle (tens of milliseconds at 100 000): on the blocking
+            // pool it shares the CPU with request handling in time slices instead of holding a
+            // runtime worker, which stalled every HA read queued behind it once a second.
+            let this = self.clone();
+            if tokio::task::spawn_blocking(move || this.start_due()).await.is_err() {
+                tracing::error!("refresh scan panicked");
+            }
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 self.forget_removed();
                 last_sweep = tokio::time::Instant::now();
