@@ -298,7 +298,9 @@ fn service(
         ("ENODE_CLIENT_SECRET", sim.client_secret().to_owned()),
         ("ENODE_API_URL", sim.base_url().to_owned()),
         ("ENODE_TOKEN_URL", sim.token_url()),
-        ("LOG_LEVEL", "warn".to_owned()),
+        // Warnings reach the harness's stderr; EVCONDUIT_LOAD_SERVER_LOG=info shows the
+        // service's own account of start-up (how long restoring took) and shutdown.
+        ("LOG_LEVEL", std::env::var("EVCONDUIT_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned())),
     ]
     .map(|(k, v)| (format!("EVCONDUIT_{k}"), v));
     Server::spawn("evconduit", Path::new(SERVICE), &["serve"], &env, dir, cpus, addr)
