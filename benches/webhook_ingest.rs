@@ -82,7 +82,7 @@ fn ingest(c: &mut Criterion) {
                 assert!(signature::verify(secrets, &signed, &body));
                 let parsed = events::parse_batch(&body).expect("parses");
                 rt.block_on(async {
-                    state.ingest.apply(parsed, Utc::now()).await;
+                    state.ingest.apply(parsed, Utc::now()).await.expect("events applied");
                     // Applied when every touched vehicle's published snapshot shows its new time.
                     for (id, seen) in &touched {
                         loop {
