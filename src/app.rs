@@ -126,7 +126,11 @@ impl App {
             poll_after: Duration::from_secs(config.action_poll_secs),
             poll_attempts: config.action_poll_attempts,
         };
-        let fleet = Fleet::start(Arc::new(context), FleetConfig::default()).await?;
+        let fleet_config = FleetConfig {
+            idle_after: (config.actor_idle_secs > 0).then(|| Duration::from_secs(config.actor_idle_secs)),
+            ..FleetConfig::default()
+        };
+        let fleet = Fleet::start(Arc::new(context), fleet_config).await?;
         push.record_history_in(Arc::clone(fleet.history()));
         fleet.restore(state_store.as_ref()).await.context("restoring vehicles")?;
 

@@ -118,6 +118,9 @@ pub struct Config {
     pub action_poll_secs: u64,
     /// Looks at most at such an action.
     pub action_poll_attempts: u32,
+    /// A vehicle actor that handled nothing for this many seconds is put to sleep (its snapshot is
+    /// still served; its next message wakes it). 0: actors never sleep.
+    pub actor_idle_secs: u64,
     /// Vehicles a Free user may link.
     pub vehicle_limit_free: usize,
     /// Vehicles a Basic user may link.
@@ -207,6 +210,7 @@ impl Default for Config {
             command_timeout_ms: 30_000,
             action_poll_secs: 30,
             action_poll_attempts: 5,
+            actor_idle_secs: 10 * 60,
             vehicle_limit_free: 1,
             vehicle_limit_basic: 2,
             vehicle_limit_pro: 5,

@@ -5,6 +5,14 @@
 //! fast path). A panicking actor is restarted from its last published snapshot; more than a
 //! budget of restarts within a window marks the vehicle degraded instead of looping: its last
 //! snapshot keeps being served (flagged), and new data waits, parked, until an operator restarts it.
+//!
+//! Actors are activated on demand: every vehicle has its board entry (its snapshot, served to
+//! readers) from the start, but its actor task runs only while there is something to do. A
+//! restored vehicle's actor starts with the first message for it, and an actor idle for
+//! `idle_after` is drained and put to sleep (`ActorStatus::Idle`) until the next one. Most cars
+//! are parked most of the time, and an idle ractor actor costs more memory (about 6.6 KiB: its
+//! channels, task and supervision link) than everything else a vehicle needs; starting 100 000 of
+//! them also dominated start-up. Sleeping changes nothing a client sees: reads come from the board.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,11 +36,21 @@ pub struct FleetConfig {
     /// Restarts allowed within `restart_window` before a vehicle is marked degraded.
     pub restart_budget: usize,
     pub restart_window: Duration,
+    /// An actor that handled nothing for this long (by the context's clock) and holds no work of
+    /// its own is put to sleep. None: actors never sleep.
+    pub idle_after: Option<Duration>,
+    /// How often the supervisor looks for idle actors.
+    pub sweep_every: Duration,
 }
 
 impl Default for FleetConfig {
     fn default() -> Self {
-        Self { restart_budget: 5, restart_window: Duration::from_secs(60) }
+        Self {
+            restart_budget: 5,
+            restart_window: Duration::from_secs(60),
+            idle_after: Some(Duration::from_secs(10 * 60)),
+            sweep_every: Duration::from_secs(30),
+        }
     }
 }
 
@@ -87,6 +105,11 @@ pub struct FleetStats {
     pub degraded: u64,
     /// Messages for a vehicle that no longer exists.
     pub dropped: u64,
+    /// Actor tasks running now (the rest are asleep, degraded or stopped).
+    pub live_actors: usize,
+    /// Times an idle actor was put to sleep, and woken again by a message.
+    pub slept: u64,
+    pub woken: u64,
 }
 
 #[derive(Clone)]
@@ -117,11 +140,13 @@ struct Counters {
     restarts: AtomicU64,
     degraded: AtomicU64,
     dropped: AtomicU64,
+    slept: AtomicU64,
+    woken: AtomicU64,
 }
 
 #[derive(Default)]
 struct Slot {
-    /// None while restarting or degraded.
+    /// None while asleep, restarting or degraded.
     actor: Option<ActorRef<VehicleMsg>>,
     recent_restarts: VecDeque<Instant>,
     total_restarts: u64,
@@ -167,19 +192,17 @@ impl Fleet {
         &self.inner.context.board
     }
 
-    /// Loads every vehicle from the store, publishes its snapshot and starts its actor. Call once,
-    /// before the HTTP port opens, so the first read after a restart already has data.
+    /// Loads every vehicle from the store and publishes its snapshot; its actor starts with the
+    /// first message for it. Call once, before the HTTP port opens, so the first read after a
+    /// restart already has data.
     pub async fn restore(&self, store: &dyn StateStore) -> Result<usize, FleetError> {
         let states = store.load_vehicles().await?;
         let count = states.len();
-        for mut state in states {
-            state.source = DataSource::Restored;
-            let snapshot = Arc::new(Snapshot::render(Arc::new(state)));
+        for snapshot in render_all(states).await? {
             self.inner.context.notify(None, &snapshot);
-            let entry = self.inner.context.board.publish(snapshot);
-            let id = entry.snapshot().state.internal_id;
-            let actor = spawn_vehicle(&self.inner.context, entry, self.inner.supervisor.get_cell()).await?;
-            self.inner.registry.set_actor(id, actor);
+            let id = snapshot.state.internal_id;
+            self.inner.context.board.publish(snapshot);
+            self.inner.registry.slots.insert(id, Slot::default());
         }
         self.inner.restored.store(true, Ordering::Release);
         tracing::info!(vehicles = count, "fleet restored from the store");
@@ -227,11 +250,24 @@ impl Fleet {
     pub async fn charge(&self, id: &str, kind: ChargeKind, timeout: Duration) -> Result<ChargeAction, CommandError> {
         let entry = self.inner.context.board.get(id).ok_or(CommandError::NotFound)?;
         let internal_id = entry.snapshot().state.internal_id;
-        let actor = self.inner.registry.actor(internal_id).ok_or(CommandError::NotRunning(entry.status()))?;
-        let result = match actor.call(|reply| VehicleMsg::Charge { kind, reply }, Some(timeout)).await {
-            Ok(CallResult::Success(result)) => result.map_err(CommandError::Upstream),
-            Ok(CallResult::Timeout) => Err(CommandError::Timeout),
-            Ok(CallResult::SenderError) | Err(_) => Err(CommandError::NotRunning(entry.status())),
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            let actor = match self.inner.registry.actor(internal_id) {
+                Some(actor) => Some(actor),
+                None => ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Wake { internal_id, reply })
+                    .ok()
+                    .flatten(),
+            };
+            let actor = actor.ok_or(CommandError::NotRunning(entry.status()))?;
+            match actor.call(|reply| VehicleMsg::Charge { kind, reply }, Some(timeout)).await {
+                Ok(CallResult::Success(result)) => break result.map_err(CommandError::Upstream),
+                Ok(CallResult::Timeout) => break Err(CommandError::Timeout),
+                // Not admitted: the actor was put to sleep between finding it and calling it.
+                // A sleeping actor handles what it admitted, so the command was not sent: wake it.
+                Err(_) if entry.status() == ActorStatus::Idle && attempts < 3 => continue,
+                Ok(CallResult::SenderError) | Err(_) => break Err(CommandError::NotRunning(entry.status())),
+            }
         };
         let now = self.inner.context.clock.now();
         match &result {
@@ -309,6 +345,9 @@ impl Fleet {
             restarts: c.restarts.load(Ordering::Relaxed),
             degraded: c.degraded.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
+            live_actors: self.inner.registry.by_actor.len(),
+            slept: c.slept.load(Ordering::Relaxed),
+            woken: c.woken.load(Ordering::Relaxed),
         }
     }
 
@@ -357,6 +396,35 @@ impl Fleet {
     }
 }
 
+/// Renders every restored vehicle's first snapshot, on all cores (rendering is most of the cost of
+/// restoring a large fleet).
+async fn render_all(states: Vec<VehicleState>) -> Result<Vec<Arc<Snapshot>>, FleetError> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per_job = states.len().div_ceil(cores).max(1);
+    let mut states = states.into_iter();
+    let mut jobs = Vec::with_capacity(cores);
+    loop {
+        let chunk: Vec<VehicleState> = states.by_ref().take(per_job).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        jobs.push(tokio::task::spawn_blocking(move || {
+            chunk
+                .into_iter()
+                .map(|mut state| {
+                    state.source = DataSource::Restored;
+                    Arc::new(Snapshot::render(Arc::new(state)))
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut snapshots = Vec::new();
+    for job in jobs {
+        snapshots.extend(job.await.map_err(|e| FleetError::Spawn(format!("rendering a snapshot failed: {e}")))?);
+    }
+    Ok(snapshots)
+}
+
 async fn spawn_vehicle(
     context: &Arc<VehicleContext>,
     entry: Arc<BoardEntry>,
@@ -396,6 +464,13 @@ enum SupervisorMsg {
     Sync {
         reply: RpcReplyPort<()>,
     },
+    /// Start a sleeping vehicle's actor (a command needs it now); answers the running actor.
+    Wake {
+        internal_id: Uuid,
+        reply: RpcReplyPort<Option<ActorRef<VehicleMsg>>>,
+    },
+    /// Put actors idle for `idle_after` to sleep.
+    Sweep,
 }
 
 struct FleetSupervisor;
@@ -414,9 +489,13 @@ impl Actor for FleetSupervisor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<SupervisorMsg>,
+        myself: ActorRef<SupervisorMsg>,
         args: SupervisorState,
     ) -> Result<SupervisorState, ActorProcessingErr> {
+        if args.config.idle_after.is_some() {
+            // Ends by itself when the supervisor stops.
+            myself.send_interval(args.config.sweep_every, || SupervisorMsg::Sweep);
+        }
         Ok(args)
     }
 
@@ -430,7 +509,9 @@ impl Actor for FleetSupervisor {
             SupervisorMsg::Create { user_id, vehicle, source, kind } => {
                 state.create(&myself, user_id, *vehicle, source, kind).await;
             }
-            SupervisorMsg::Deliver { internal_id, msg, attempts } => state.deliver(&myself, internal_id, msg, attempts),
+            SupervisorMsg::Deliver { internal_id, msg, attempts } => {
+                state.deliver(&myself, internal_id, msg, attempts).await;
+            }
             SupervisorMsg::Remove { internal_id, reply } => {
                 let existed = state.remove(internal_id).await;
                 let _ = reply.send(existed);
@@ -442,6 +523,10 @@ impl Actor for FleetSupervisor {
             SupervisorMsg::Sync { reply } => {
                 let _ = reply.send(());
             }
+            SupervisorMsg::Wake { internal_id, reply } => {
+                let _ = reply.send(state.awake(&myself, internal_id).await);
+            }
+            SupervisorMsg::Sweep => state.sweep().await,
         }
         // Never fail: an error here would stop the supervisor and orphan every vehicle.
         Ok(())
@@ -482,7 +567,7 @@ impl SupervisorState {
             let state = entry.snapshot().state.clone();
             if state.user_id == user_id {
                 let msg = VehicleMsg::Observe { vehicle: Box::new(vehicle), source, kind };
-                self.deliver(myself, state.internal_id, msg, 0);
+                self.deliver(myself, state.internal_id, msg, 0).await;
             }
             return;
         }
@@ -507,19 +592,20 @@ impl SupervisorState {
         self.start_actor(myself, id, entry).await;
     }
 
-    fn deliver(&self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid, msg: VehicleMsg, attempts: u8) {
-        let Some(mut slot) = self.registry.slots.get_mut(&internal_id) else {
+    async fn deliver(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid, msg: VehicleMsg, attempts: u8) {
+        if !self.registry.slots.contains_key(&internal_id) {
             self.registry.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
-        };
-        let Some(actor) = slot.actor.clone() else {
-            // Degraded: keep the newest data for when an operator restarts it.
-            if matches!(msg, VehicleMsg::Observe { .. }) {
+        }
+        let Some(actor) = self.awake(myself, internal_id).await else {
+            // Degraded (or stopped): keep the newest data for when an operator restarts it.
+            if matches!(msg, VehicleMsg::Observe { .. })
+                && let Some(mut slot) = self.registry.slots.get_mut(&internal_id)
+            {
                 slot.parked = Some(msg);
             }
             return;
         };
-        drop(slot);
         if let Err(MessagingErr::SendErr(msg)) = actor.cast(msg) {
             // The actor died and its failure has not been handled yet: queue the message behind it.
             if attempts < DELIVERY_ATTEMPTS {
@@ -527,6 +613,59 @@ impl SupervisorState {
             } else {
                 self.registry.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// The vehicle's running actor, starting it if it is asleep. None when it is degraded, stopped
+    /// or gone: those wait for an operator (or are not there to wake).
+    async fn awake(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid) -> Option<ActorRef<VehicleMsg>> {
+        if let Some(actor) = self.registry.actor(internal_id) {
+            return Some(actor);
+        }
+        let entry = self.context.board.get(&internal_id.hyphenated().to_string())?;
+        if entry.status() != ActorStatus::Idle {
+            return None;
+        }
+        if !self.start_actor(myself, internal_id, entry).await {
+            return None;
+        }
+        self.registry.counters.woken.fetch_add(1, Ordering::Relaxed);
+        self.registry.actor(internal_id)
+    }
+
+    /// Puts every actor idle for `idle_after` to sleep. Each is first unregistered, so messages
+    /// for it come here (and wait behind this sweep), then drained: what it had already accepted
+    /// is handled and published before it stops. The next message starts a fresh actor from that
+    /// snapshot; nothing is lost and no two actors ever run for one vehicle.
+    async fn sweep(&mut self) {
+        let Some(idle_after) = self.config.idle_after else { return };
+        let idle_after = chrono::Duration::from_std(idle_after).unwrap_or(chrono::Duration::MAX);
+        let cutoff = self.context.clock.now() - idle_after;
+        let mut sleeping = Vec::new();
+        for entry in self.context.board.entries() {
+            if entry.status() != ActorStatus::Running || !entry.idle_since(cutoff) {
+                continue;
+            }
+            let id = entry.snapshot().state.internal_id;
+            let Some(actor) = self.registry.slots.get_mut(&id).and_then(|mut slot| slot.actor.take()) else {
+                continue;
+            };
+            // Idle from now: whoever finds no actor asks this supervisor, which answers only
+            // after the drains below. Draining all before waiting for any: they finish side by side.
+            entry.set_status(ActorStatus::Idle);
+            if actor.drain().is_ok() {
+                sleeping.push(actor);
+            }
+        }
+        for actor in &sleeping {
+            // No timeout: a vehicle actor never awaits while handling a message, so its drain
+            // ends as soon as its (idle, usually empty) mailbox is worked off; giving up early
+            // could let a second actor start while this one still writes.
+            let _ = actor.get_cell().wait(None).await;
+        }
+        if !sleeping.is_empty() {
+            self.registry.counters.slept.fetch_add(sleeping.len() as u64, Ordering::Relaxed);
+            tracing::debug!(actors = sleeping.len(), "idle vehicle actors put to sleep");
         }
     }
 
@@ -612,8 +751,10 @@ impl SupervisorState {
             Ok(actor) => {
                 self.registry.set_actor(internal_id, actor);
                 let parked = self.registry.slots.get_mut(&internal_id).and_then(|mut s| s.parked.take());
-                if let Some(msg) = parked {
-                    self.deliver(myself, internal_id, msg, 0);
+                if let Some((msg, actor)) = parked.zip(self.registry.actor(internal_id)) {
+                    // Just started: its mailbox is open (if it died already, the failure
+                    // handling restarts it from the snapshot; the parked data is the loss then).
+                    let _ = actor.cast(msg);
                 }
                 true
             }

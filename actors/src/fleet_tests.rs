@@ -107,7 +107,7 @@ async fn a_panicking_actor_restarts_with_its_state_and_others_keep_working() {
 
 #[tokio::test]
 async fn too_many_restarts_degrade_the_vehicle_until_restarted() {
-    let config = FleetConfig { restart_budget: 2, restart_window: Duration::from_secs(60) };
+    let config = FleetConfig { restart_budget: 2, restart_window: Duration::from_secs(60), ..FleetConfig::default() };
     let h = harness_with(Arc::new(MemoryStore::default()), config).await;
     let user = Uuid::new_v4();
     h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
@@ -162,10 +162,14 @@ async fn restore_brings_back_every_vehicle_before_any_event() {
         assert_eq!(snap.state.vehicle, s.vehicle);
         assert_eq!(snap.state.source, DataSource::Restored);
     }
-    // The restored actors are live.
+    // Restored vehicles are served without an actor task each; the first message starts one.
+    assert_eq!(h.fleet.stats().live_actors, 0);
+    assert!(states.iter().all(|s| h.fleet.health(&s.vehicle.id).unwrap().status == ActorStatus::Idle));
     let user = states[0].user_id;
     h.fleet.observe(user, updated("v0", 99.0, 10), DataSource::Webhook, ObservationKind::Updated);
     eventually("restored actor applies", || battery(&h.fleet, "v0") == Some(99.0)).await;
+    assert_eq!(h.fleet.health("v0").unwrap().status, ActorStatus::Running);
+    assert_eq!(h.fleet.stats().woken, 1);
 }
 
 #[tokio::test]
@@ -190,6 +194,97 @@ async fn shutdown_stops_actors() {
     assert_eq!(h.fleet.board().get("a").unwrap().status(), ActorStatus::Stopped);
 }
 
+mod sleeping {
+    use super::*;
+    use crate::testing::ManualClock;
+
+    fn sleepy(idle_after: Duration) -> FleetConfig {
+        FleetConfig { idle_after: Some(idle_after), sweep_every: Duration::from_millis(5), ..FleetConfig::default() }
+    }
+
+    async fn harness_on(clock: Arc<dyn crate::ports::Clock>, config: FleetConfig) -> Harness {
+        let store = Arc::new(MemoryStore::default());
+        let write_behind = WriteBehind::new(store.clone(), WriteBehindConfig::default());
+        let context = Arc::new(VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind.clone(), clock));
+        let fleet = Fleet::start(context, config).await.unwrap();
+        Harness { fleet, store, write_behind }
+    }
+
+    fn status(fleet: &Fleet, id: &str) -> ActorStatus {
+        fleet.health(id).unwrap().status
+    }
+
+    #[tokio::test]
+    async fn an_idle_actor_sleeps_and_its_next_message_wakes_it_with_its_state() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let h = harness_on(clock.clone(), sleepy(Duration::from_secs(60))).await;
+        let user = Uuid::new_v4();
+        h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
+        eventually("created", || battery(&h.fleet, "a") == Some(50.0)).await;
+        // Not idle long enough yet: several sweeps leave it running.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(status(&h.fleet, "a"), ActorStatus::Running);
+
+        clock.advance(chrono::Duration::seconds(61));
+        eventually("asleep", || status(&h.fleet, "a") == ActorStatus::Idle).await;
+        eventually("its task gone", || h.fleet.stats().live_actors == 0).await;
+        assert_eq!(h.fleet.stats().slept, 1);
+        assert_eq!(battery(&h.fleet, "a"), Some(50.0), "still served while asleep");
+
+        h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
+        eventually("woken and applied", || battery(&h.fleet, "a") == Some(51.0)).await;
+        assert_eq!(status(&h.fleet, "a"), ActorStatus::Running);
+        assert_eq!(h.fleet.stats().woken, 1);
+        // Older data is still refused after waking: the merge starts from the last snapshot.
+        h.fleet.observe(user, updated("a", 10.0, 1), DataSource::Webhook, ObservationKind::Updated);
+        h.fleet.observe(user, updated("a", 52.0, 3), DataSource::Webhook, ObservationKind::Updated);
+        eventually("newest applied", || battery(&h.fleet, "a") == Some(52.0)).await;
+    }
+
+    /// Actors put to sleep at every sweep (idle_after 0), every 5 ms, while updates stream in:
+    /// each vehicle ends on its last update, in memory and in the store.
+    #[tokio::test]
+    async fn no_update_is_lost_while_actors_sleep_and_wake_under_traffic() {
+        let h = harness_on(Arc::new(SystemClock), sleepy(Duration::ZERO)).await;
+        let user = Uuid::new_v4();
+        let ids: Vec<String> = (0..5).map(|i| format!("v{i}")).collect();
+        for round in 1..=200i64 {
+            for id in &ids {
+                h.fleet.observe(user, updated(id, round as f64, round), DataSource::Webhook, ObservationKind::Updated);
+            }
+            if round % 20 == 0 {
+                tokio::time::sleep(Duration::from_millis(7)).await;
+            }
+        }
+        for id in &ids {
+            eventually("last update applied", || battery(&h.fleet, id) == Some(200.0)).await;
+        }
+        assert!(h.fleet.stats().slept > 0 && h.fleet.stats().woken > 0, "{:?}", h.fleet.stats());
+        h.write_behind.flush(Duration::from_secs(2)).await.unwrap();
+        for id in &ids {
+            let internal = h.fleet.board().get(id).unwrap().snapshot().state.internal_id;
+            assert_eq!(h.store.vehicle(internal).unwrap().vehicle.charge_state.battery_level, Some(200.0));
+        }
+        assert_eq!(h.fleet.stats().dropped, 0);
+    }
+
+    #[tokio::test]
+    async fn a_degraded_vehicle_is_not_woken_by_messages() {
+        let config = FleetConfig { restart_budget: 0, ..sleepy(Duration::from_secs(3600)) };
+        let h = harness_on(Arc::new(SystemClock), config).await;
+        let user = Uuid::new_v4();
+        h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
+        eventually("created", || battery(&h.fleet, "a").is_some()).await;
+        h.fleet.inject_panic("a", "boom");
+        eventually("degraded", || status(&h.fleet, "a") == ActorStatus::Degraded).await;
+        h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(status(&h.fleet, "a"), ActorStatus::Degraded);
+        assert_eq!(battery(&h.fleet, "a"), Some(50.0));
+        assert_eq!(h.fleet.stats().woken, 0);
+    }
+}
+
 mod charging {
     use super::*;
     use crate::model::{ActionState, ChargeKind};
@@ -198,12 +293,16 @@ mod charging {
     use crate::vehicle::CommandConfig;
 
     async fn harness(upstream: Arc<MemoryUpstream>) -> Fleet {
+        harness_with_config(upstream, FleetConfig::default()).await
+    }
+
+    async fn harness_with_config(upstream: Arc<MemoryUpstream>, config: FleetConfig) -> Fleet {
         let store = Arc::new(MemoryStore::default());
         let write_behind = WriteBehind::new(store, WriteBehindConfig::default());
         let mut context = VehicleContext::new(Arc::new(SnapshotBoard::new()), write_behind, Arc::new(SystemClock));
         context.upstream = upstream;
         context.commands = CommandConfig { poll_after: Duration::from_millis(20), poll_attempts: 5 };
-        let fleet = Fleet::start(Arc::new(context), FleetConfig::default()).await.unwrap();
+        let fleet = Fleet::start(Arc::new(context), config).await.unwrap();
         fleet.observe(Uuid::new_v4(), sample_vehicle("car"), DataSource::Webhook, ObservationKind::Updated);
         eventually("created", || fleet.board().get("car").is_some()).await;
         fleet
@@ -264,6 +363,28 @@ mod charging {
         assert_ne!(second.id, action.id);
         tokio::time::sleep(Duration::from_millis(20 * (1 + 2 + 4 + 8 + 16) + 500)).await;
         assert_eq!(upstream.action_reads(), reads + 5);
+    }
+
+    /// Actors that may sleep at every sweep: a vehicle is woken by a command, and stays awake
+    /// while it follows its action up (its timed looks would be lost asleep), then sleeps.
+    #[tokio::test]
+    async fn a_command_wakes_its_vehicle_and_keeps_it_awake_while_following_up() {
+        let upstream = Arc::new(MemoryUpstream::default());
+        let config = FleetConfig {
+            idle_after: Some(Duration::ZERO),
+            sweep_every: Duration::from_millis(5),
+            ..Default::default()
+        };
+        let fleet = harness_with_config(upstream.clone(), config).await;
+        eventually("asleep", || fleet.health("car").unwrap().status == ActorStatus::Idle).await;
+
+        let action = fleet.charge("car", ChargeKind::Start, WAIT).await.unwrap();
+        assert_eq!(action.state, ActionState::Pending);
+        // Never resolved: looked at `poll_attempts` times although sweeps run every 5 ms.
+        tokio::time::sleep(Duration::from_millis(20 * (1 + 2 + 4 + 8 + 16) + 500)).await;
+        assert_eq!(upstream.action_reads(), 5);
+        eventually("asleep again", || fleet.health("car").unwrap().status == ActorStatus::Idle).await;
+        assert_eq!(action_state(&fleet), Some(ActionState::Pending));
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use crate::fleet::Fleet;
 use crate::freshness::{FreshnessPolicy, WebhookStream, elapsed};
 use crate::history::{EventKind, Outcome};
 use crate::ports::{Audience, Clock, Upstream, UpstreamError};
-use crate::snapshot::{ActorStatus, BoardEntry};
+use crate::snapshot::BoardEntry;
 use crate::state::{DataSource, VehicleState};
 use crate::vehicle::ObservationKind;
 
@@ -254,7 +254,7 @@ impl RefreshScheduler {
     fn is_eligible(&self, entry: &BoardEntry, state: &VehicleState, info: &RefreshInfo, now: DateTime<Utc>) -> bool {
         // A user whose credentials are invalid gets nothing from Enode until they relink.
         !state.relink_required
-            && entry.status() == ActorStatus::Running
+            && entry.status().is_healthy()
             && !info.in_flight
             && info.retry_at.is_none_or(|at| at <= now)
     }

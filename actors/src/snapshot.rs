@@ -5,7 +5,7 @@
 //! clone the bytes: no actor mailbox, no lock held across an await, no database.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, Ordering};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -67,6 +67,9 @@ pub enum ActorStatus {
     /// and no new state is applied until an operator restarts it.
     Degraded = 2,
     Stopped = 3,
+    /// Healthy and asleep: no task runs for it, its snapshot is served as usual, and the next
+    /// message wakes it (see `FleetConfig::idle_after`).
+    Idle = 4,
 }
 
 impl ActorStatus {
@@ -75,8 +78,14 @@ impl ActorStatus {
             0 => ActorStatus::Running,
             1 => ActorStatus::Restarting,
             2 => ActorStatus::Degraded,
+            4 => ActorStatus::Idle,
             _ => ActorStatus::Stopped,
         }
+    }
+
+    /// Running or asleep: the vehicle takes new data and its snapshot is current.
+    pub fn is_healthy(self) -> bool {
+        matches!(self, ActorStatus::Running | ActorStatus::Idle)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +94,7 @@ impl ActorStatus {
             ActorStatus::Restarting => "restarting",
             ActorStatus::Degraded => "degraded",
             ActorStatus::Stopped => "stopped",
+            ActorStatus::Idle => "idle",
         }
     }
 }
@@ -99,6 +109,12 @@ pub struct BoardEntry {
     status: AtomicU8,
     /// Messages the fleet routed to the actor that it has not handled yet (admins see backlog).
     queued: AtomicU32,
+    /// Unix milliseconds of the last message the actor handled (or of its start): how long it has
+    /// been idle, for hibernation.
+    last_active: AtomicI64,
+    /// The actor is waiting on something only it can finish (a charging call, a pending action it
+    /// follows up): it must not be put to sleep.
+    holds_work: AtomicBool,
 }
 
 impl BoardEntry {
@@ -106,8 +122,12 @@ impl BoardEntry {
         Self {
             snapshot: ArcSwap::new(snapshot),
             last_read: AtomicI64::new(0),
-            status: AtomicU8::new(ActorStatus::Running as u8),
+            // No actor yet: the fleet starts one (new vehicles) or the first message does
+            // (restored ones).
+            status: AtomicU8::new(ActorStatus::Idle as u8),
             queued: AtomicU32::new(0),
+            last_active: AtomicI64::new(0),
+            holds_work: AtomicBool::new(false),
         }
     }
 
@@ -140,6 +160,19 @@ impl BoardEntry {
     /// (its own timers, answers from Enode), and a restart starts the count afresh.
     pub(crate) fn dequeued(&self) {
         let _ = self.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Records that the actor handled a message at `now`, and whether it still holds work.
+    pub(crate) fn mark_active(&self, now: DateTime<Utc>, holds_work: bool) {
+        self.last_active.store(now.timestamp_millis(), Ordering::Relaxed);
+        self.holds_work.store(holds_work, Ordering::Relaxed);
+    }
+
+    /// Whether the actor may be put to sleep at `now`: nothing handled since `cutoff` and no work
+    /// of its own outstanding.
+    pub(crate) fn idle_since(&self, cutoff: DateTime<Utc>) -> bool {
+        !self.holds_work.load(Ordering::Relaxed)
+            && self.last_active.load(Ordering::Relaxed) <= cutoff.timestamp_millis()
     }
 
     pub fn status(&self) -> ActorStatus {

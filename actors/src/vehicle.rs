@@ -106,6 +106,8 @@ pub struct VehicleActorState {
     current: Arc<Snapshot>,
     /// Charging calls on their way to Enode, by kind, with everyone waiting for each answer.
     sending: Vec<(ChargeKind, Vec<RpcReplyPort<ChargeReply>>)>,
+    /// A look at a pending action is scheduled (a timer that would be lost if the actor slept).
+    following: bool,
     /// Everything the actor logs carries the vehicle id; telemetry also uses this span to tell an
     /// actor panic (reported once per incident by the supervisor) from any other panic.
     span: tracing::Span,
@@ -125,13 +127,21 @@ impl Actor for VehicleActor {
         args: VehicleArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let current = args.entry.snapshot();
+        args.entry.mark_active(args.context.clock.now(), false);
         args.entry.set_status(ActorStatus::Running);
         let span = tracing::info_span!(
             "vehicle_actor",
             vehicle = %current.state.internal_id,
             enode_vehicle = %current.state.vehicle.id
         );
-        Ok(VehicleActorState { context: args.context, entry: args.entry, current, sending: Vec::new(), span })
+        Ok(VehicleActorState {
+            context: args.context,
+            entry: args.entry,
+            current,
+            sending: Vec::new(),
+            following: false,
+            span,
+        })
     }
 
     async fn handle(
@@ -177,11 +187,18 @@ impl Actor for VehicleActor {
         if let Some(next) = next {
             state.publish(next);
         }
+        state.entry.mark_active(state.context.clock.now(), state.holds_work());
         Ok(())
     }
 }
 
 impl VehicleActorState {
+    /// Work only this actor can finish: a charging call on its way (someone awaits the answer), or
+    /// a timed look at a pending action. An actor put to sleep would lose both.
+    fn holds_work(&self) -> bool {
+        !self.sending.is_empty() || self.following
+    }
+
     fn publish(&mut self, next: VehicleState) {
         let next = Arc::new(self.current.next(Arc::new(next)));
         self.entry.swap(Arc::clone(&next));
@@ -242,6 +259,7 @@ impl VehicleActorState {
             .as_ref()
             .is_some_and(|a| a.id == action_id && a.state == ActionState::Pending);
         if !still_pending {
+            self.following = false;
             return;
         }
         let upstream = Arc::clone(&self.context.upstream);
@@ -255,9 +273,10 @@ impl VehicleActorState {
         self.schedule_poll(myself, action_id, attempt + 1);
     }
 
-    fn schedule_poll(&self, myself: &ActorRef<VehicleMsg>, action_id: String, attempt: u32) {
+    fn schedule_poll(&mut self, myself: &ActorRef<VehicleMsg>, action_id: String, attempt: u32) {
         let config = &self.context.commands;
-        if attempt >= config.poll_attempts {
+        self.following = attempt < config.poll_attempts;
+        if !self.following {
             return;
         }
         let delay = config.poll_after.saturating_mul(1 << attempt.min(10));

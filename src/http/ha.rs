@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::DateTime;
 use evconduit_actors::refresh::Freshness;
-use evconduit_actors::snapshot::{ActorStatus, BoardEntry, Snapshot};
+use evconduit_actors::snapshot::{BoardEntry, Snapshot};
 use evconduit_actors::status::list_item;
 use serde_json::{Value, json};
 
@@ -191,7 +191,7 @@ fn freshness_headers(headers: &mut HeaderMap, entry: &BoardEntry, snapshot: &Sna
         HeaderValue::from_static(if freshness.refresh_scheduled { "true" } else { "false" }),
     );
     let status = entry.status();
-    if status != ActorStatus::Running {
+    if !status.is_healthy() {
         headers.insert(ACTOR_STATUS, HeaderValue::from_static(status.as_str()));
     }
 }

@@ -63,7 +63,7 @@ impl Scrape {
     /// Actors by status, vehicles by data source, and the data-age distribution.
     fn actors(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let now = self.state.clock.now();
-        let mut by_status = [0u64; 4];
+        let mut by_status = [0u64; 5];
         let mut by_source = [0u64; 3];
         let mut relink = 0u64;
         let ages = Histogram::new(AGE_BUCKETS);
@@ -75,7 +75,13 @@ impl Scrape {
             relink += u64::from(state.relink_required);
             ages.observe((now - state.received_at).num_milliseconds().max(0) as f64 / 1000.0);
         }
-        let statuses = [ActorStatus::Running, ActorStatus::Restarting, ActorStatus::Degraded, ActorStatus::Stopped];
+        let statuses = [
+            ActorStatus::Running,
+            ActorStatus::Idle,
+            ActorStatus::Restarting,
+            ActorStatus::Degraded,
+            ActorStatus::Stopped,
+        ];
         let rows: Vec<_> = statuses.iter().map(|s| ([("status", s.as_str())], by_status[status_index(*s)])).collect();
         let mut m = enc.encode_descriptor("actors", "Vehicle actors by status", None, MetricType::Gauge)?;
         for (labels, n) in &rows {
@@ -106,6 +112,8 @@ impl Scrape {
         gauge(enc, "vehicles", "Vehicles the fleet holds", stats.vehicles)?;
         counter(enc, "actor_restarts", "Vehicle actors restarted after a failure", stats.restarts)?;
         counter(enc, "actor_degradations", "Vehicles marked degraded after too many failures", stats.degraded)?;
+        counter(enc, "actor_sleeps", "Idle vehicle actors put to sleep", stats.slept)?;
+        counter(enc, "actor_wakes", "Sleeping vehicle actors woken by a message", stats.woken)?;
         counter(enc, "vehicles_created", "Vehicles created since start", stats.created)?;
         counter(enc, "vehicles_removed", "Vehicles removed since start", stats.removed)?;
         counter(enc, "actor_messages_dropped", "Messages for vehicles that no longer exist", stats.dropped)
@@ -267,6 +275,7 @@ fn status_index(status: ActorStatus) -> usize {
         ActorStatus::Restarting => 1,
         ActorStatus::Degraded => 2,
         ActorStatus::Stopped => 3,
+        ActorStatus::Idle => 4,
     }
 }
 

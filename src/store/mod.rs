@@ -20,6 +20,7 @@ mod sessions_port;
 mod sqlite;
 mod sqlite_push;
 mod sqlite_sessions;
+mod sqlite_vehicles;
 pub mod testing;
 
 use std::sync::Arc;

@@ -18,8 +18,8 @@ use uuid::Uuid;
 use super::errors::{from_migrate, from_sqlx};
 use super::load::{self};
 use super::mapping::{key_from_row, raw_vehicle, user_from_row};
-use super::rows::{self, db_time};
-use super::{batch, sqlite_push, sqlite_sessions, *};
+use super::rows::db_time;
+use super::{batch, sqlite_push, sqlite_sessions, sqlite_vehicles, *};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -285,47 +285,9 @@ impl Store for SqliteStore {
         if batch.deletes.is_empty() && batch.upserts.is_empty() {
             return Ok(());
         }
-        let now = db_time(Utc::now());
         // One transaction for the batch: all or nothing, and one commit (one WAL sync) instead
-        // of one per row. sqlx caches each statement per connection, so the loop below prepares
-        // the upsert once and only binds and steps it per vehicle.
-        let mut tx = self.begin_write().await?;
-        for id in &batch.deletes {
-            sqlx::query("DELETE FROM vehicles WHERE id = ?1")
-                .bind(id.hyphenated())
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-        }
-        for state in &batch.upserts {
-            // `WHERE EXISTS`: a vehicle whose user was deleted meanwhile is skipped rather than
-            // failing the batch on the foreign key. (The WHERE also keeps SQLite's parser from
-            // reading ON CONFLICT as a join condition.)
-            sqlx::query(
-                "INSERT INTO vehicles \
-                   (id, enode_id, user_id, data, last_seen, received_at, source, relink_required, updated_at) \
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
-                 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?3) \
-                 ON CONFLICT (id) DO UPDATE SET \
-                   enode_id = excluded.enode_id, user_id = excluded.user_id, data = excluded.data, \
-                   last_seen = excluded.last_seen, received_at = excluded.received_at, \
-                   source = excluded.source, relink_required = excluded.relink_required, \
-                   updated_at = excluded.updated_at",
-            )
-            .bind(state.internal_id.hyphenated())
-            .bind(state.enode_id())
-            .bind(state.user_id.hyphenated())
-            .bind(rows::vehicle_json(&state.vehicle)?)
-            .bind(state.vehicle.last_seen.map(db_time))
-            .bind(db_time(state.received_at))
-            .bind(state.source.as_str())
-            .bind(state.relink_required)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        }
-        tx.commit().await.map_err(from_sqlx)
+        // of one per row.
+        sqlite_vehicles::write_vehicles(self.begin_write().await?, &batch.deletes, &batch.upserts).await
     }
 
     async fn record_delivery(&self, delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError> {

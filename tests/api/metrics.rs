@@ -50,6 +50,8 @@ async fn metrics_are_served_on_their_own_listener() {
     assert!(text.contains("evconduit_http_request_duration_seconds_bucket{"));
     assert_eq!(sample(&text, r#"evconduit_actors{status="running"}"#), Some(2.0), "{text}");
     assert_eq!(sample(&text, r#"evconduit_actors{status="degraded"}"#), Some(0.0));
+    assert_eq!(sample(&text, r#"evconduit_actors{status="idle"}"#), Some(0.0), "none idle for 10 minutes yet");
+    assert_eq!(sample(&text, "evconduit_actor_sleeps_total"), Some(0.0));
     assert_eq!(sample(&text, "evconduit_vehicles"), Some(2.0));
     assert_eq!(sample(&text, "evconduit_actor_restarts_total"), Some(0.0));
     assert_eq!(sample(&text, r#"evconduit_webhook_deliveries_total{outcome="accepted"}"#), Some(1.0));

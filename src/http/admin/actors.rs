@@ -68,7 +68,7 @@ pub async fn list(
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let status = match query.status.as_deref() {
         None | Some("") => None,
-        Some(s @ ("running" | "restarting" | "degraded" | "stopped")) => Some(s),
+        Some(s @ ("running" | "idle" | "restarting" | "degraded" | "stopped")) => Some(s),
         Some(other) => return Err(ApiError::BadRequest(format!("unknown status {other:?}"))),
     };
     let after = query.cursor.as_deref().map(parse_cursor).transpose()?;

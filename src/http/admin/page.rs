@@ -57,22 +57,23 @@ pub async fn page(State(app): State<AppState>, admin: Result<Admin, ApiError>) -
 
 fn render(app: &AppState) -> String {
     let all = rows(app, |_| true);
-    let mut counts = [0usize; 4];
+    let mut counts = [0usize; 5];
     let mut stale = 0;
     for row in &all {
         counts[row.status as usize] += 1;
-        stale += usize::from(row.status == evconduit_actors::snapshot::ActorStatus::Running && !row.healthy());
+        stale += usize::from(row.status.is_healthy() && !row.healthy());
     }
     let mut html = String::with_capacity(16 * 1024);
     let _ = write!(
         html,
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">\
          <title>evconduit admin</title><style>{STYLE}</style></head><body><h1>evconduit fleet</h1>\
-         <p class=\"counts\" id=\"counts\"><span>vehicles: <b>{}</b></span><span>running: <b>{}</b></span>\
+         <p class=\"counts\" id=\"counts\"><span>vehicles: <b>{}</b></span><span>running: <b>{}</b></span><span>idle: <b>{}</b></span>\
          <span>restarting: <b>{}</b></span><span>degraded: <b>{}</b></span><span>stopped: <b>{}</b></span>\
          <span>stale or relink needed: <b>{stale}</b></span></p>",
         all.len(),
         counts[0],
+        counts[4],
         counts[1],
         counts[2],
         counts[3],
@@ -94,7 +95,7 @@ fn actor_table(html: &mut String, rows: &[ActorRow]) {
     for row in rows.iter().take(MAX_ROWS) {
         let class = if row.healthy() {
             "ok"
-        } else if row.status == evconduit_actors::snapshot::ActorStatus::Running {
+        } else if row.status.is_healthy() {
             "stale"
         } else {
             row.status.as_str()

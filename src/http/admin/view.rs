@@ -125,8 +125,8 @@ impl ActorRow {
             ActorStatus::Degraded => 0,
             ActorStatus::Restarting => 1,
             ActorStatus::Stopped => 2,
-            ActorStatus::Running if self.stale || self.relink_required => 3,
-            ActorStatus::Running => 4,
+            ActorStatus::Running | ActorStatus::Idle if self.stale || self.relink_required => 3,
+            ActorStatus::Running | ActorStatus::Idle => 4,
         }
     }
 
