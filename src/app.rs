@@ -33,7 +33,7 @@ use crate::enode::client::{Client, ClientConfig};
 use crate::http::admin::rates::WebhookRates;
 use crate::http::command_limit::CommandLimit;
 use crate::http::refresh::HintCooldowns;
-use crate::http::{self, AppState};
+use crate::http::{self, AppParts, AppState};
 use crate::ingest::WebhookIngest;
 use crate::metrics::{self, HttpMetrics};
 use crate::push::HttpPushTransport;
@@ -192,7 +192,7 @@ impl App {
         };
         let webhook_rates = Arc::new(WebhookRates::default());
         background.push(tokio::spawn(Arc::clone(&webhook_rates).run(Arc::clone(&ingest))));
-        let state = AppState {
+        let state = AppState::from(AppParts {
             config: Arc::new(config),
             store,
             accounts,
@@ -210,7 +210,7 @@ impl App {
             webhook_rates,
             draining: Arc::new(AtomicBool::new(false)),
             push,
-        };
+        });
         Ok(Self { state, write_behind, write_behind_task, background, session_writer_task, metrics_listener })
     }
 

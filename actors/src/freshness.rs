@@ -38,6 +38,11 @@ impl Default for TierTargets {
 }
 
 impl TierTargets {
+    /// The strictest target: data younger than this is fresh whatever the owner's tier.
+    pub fn shortest(&self) -> Duration {
+        self.free.min(self.basic).min(self.pro)
+    }
+
     pub fn for_tier(&self, tier: Tier) -> Duration {
         match tier {
             Tier::Free => self.free,

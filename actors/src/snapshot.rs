@@ -115,11 +115,15 @@ pub struct BoardEntry {
     /// The actor is waiting on something only it can finish (a charging call, a pending action it
     /// follows up): it must not be put to sleep.
     holds_work: AtomicBool,
+    /// Unix ms of the current snapshot's `received_at`, kept beside the snapshot so the refresh
+    /// scan, which visits every vehicle every second, can pass over fresh ones without loading it.
+    received_at_ms: AtomicI64,
 }
 
 impl BoardEntry {
     fn new(snapshot: Arc<Snapshot>) -> Self {
         Self {
+            received_at_ms: AtomicI64::new(snapshot.state.received_at.timestamp_millis()),
             snapshot: ArcSwap::new(snapshot),
             last_read: AtomicI64::new(0),
             // No actor yet: the fleet starts one (new vehicles) or the first message does
@@ -184,7 +188,13 @@ impl BoardEntry {
     }
 
     pub(crate) fn swap(&self, snapshot: Arc<Snapshot>) {
+        self.received_at_ms.store(snapshot.state.received_at.timestamp_millis(), Ordering::Relaxed);
         self.snapshot.store(snapshot);
+    }
+
+    /// The current snapshot's `received_at` (to the millisecond), without loading the snapshot.
+    pub fn received_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.received_at_ms.load(Ordering::Relaxed)).unwrap_or_default()
     }
 }
 

@@ -64,9 +64,28 @@ use crate::subscription::SubscriptionKeeper;
 use admin::rates::WebhookRates;
 use error::ApiError;
 
-/// What every handler may use. Cheap to clone (handles only).
+/// What every handler may use: one `Arc`, because axum clones the state for every extractor of
+/// every request, and cloning (then dropping) twenty handles cost about 7% of the CPU of an HA
+/// poll under load (perf, 100 000 vehicles). Fields are reached through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl From<AppParts> for AppState {
+    fn from(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The handles inside `AppState`.
+pub struct AppParts {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub accounts: Arc<Accounts>,

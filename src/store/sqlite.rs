@@ -46,7 +46,16 @@ macro_rules! key_columns {
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Writers of this process take turns here, first come first served, before they ask SQLite
+    /// for its (single) write lock. Left to SQLite, a writer that finds the lock taken sleeps in
+    /// growing steps (up to 100 ms) and retries: under webhook load a delivery's one-row insert
+    /// waited behind write-behind batches for up to 1.7 s although each held the lock for a few
+    /// ms. The busy timeout still covers other processes (the CLI).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// A writer's turn (see `SqliteStore::writer`): held until the write is committed.
+type Turn = tokio::sync::OwnedMutexGuard<()>;
 
 impl SqliteStore {
     /// `sqlite://path` (the file is created if missing) or `sqlite::memory:` (a private database
@@ -81,14 +90,21 @@ impl SqliteStore {
         // vehicles -> users reference depend on it.
         let options = options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
         let pool = pool_options.acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(from_sqlx)?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer: Arc::new(tokio::sync::Mutex::new(())) })
     }
 
     /// Begins a transaction that takes the write lock at once. A plain (deferred) transaction
     /// takes it at its first write, and if another connection committed in between SQLite fails
     /// at once with SQLITE_BUSY instead of waiting out the busy timeout.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)
+    async fn begin_write(&self) -> Result<(Turn, sqlx::Transaction<'static, sqlx::Sqlite>), StoreError> {
+        let turn = self.turn().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)?;
+        Ok((turn, tx))
+    }
+
+    /// This process's turn to write (a single-statement write needs no transaction, only this).
+    async fn turn(&self) -> Turn {
+        Arc::clone(&self.writer).lock_owned().await
     }
 }
 
@@ -111,7 +127,7 @@ impl Store for SqliteStore {
         // (sqlx nests each migration's own transaction as a savepoint).
         // (`run_direct` is `run` minus the `Acquire` bound, which async_trait's Send futures
         // cannot satisfy for a borrowed connection; sqlx keeps it public for this reason.)
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         MIGRATOR.run_direct(None, &mut *tx, false).await.map_err(from_migrate)?;
         tx.commit().await.map_err(from_sqlx)
     }
@@ -121,6 +137,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        let _turn = self.turn().await;
         let row = sqlx::query(concat!(
             "INSERT INTO users (id, email, name, role, tier, trial_ends_at, created_at) ",
             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING ",
@@ -173,6 +190,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        let _turn = self.turn().await;
         let row = sqlx::query(concat!(
             "INSERT INTO api_keys (id, key_hash, user_id, label, created_at) ",
             "VALUES (?1, ?2, ?3, ?4, ?5) RETURNING ",
@@ -226,6 +244,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
+        let _turn = self.turn().await;
         // One statement, so two revocations racing still keep the first time.
         sqlx::query(concat!(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 RETURNING ",
@@ -256,7 +275,7 @@ impl Store for SqliteStore {
         if used.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         for (id, at) in used {
             // Only forwards: an older report (a slow batch, a duplicate) changes nothing.
             sqlx::query(
@@ -287,10 +306,12 @@ impl Store for SqliteStore {
         }
         // One transaction for the batch: all or nothing, and one commit (one WAL sync) instead
         // of one per row.
-        sqlite_vehicles::write_vehicles(self.begin_write().await?, &batch.deletes, &batch.upserts).await
+        let (_turn, tx) = self.begin_write().await?;
+        sqlite_vehicles::write_vehicles(tx, &batch.deletes, &batch.upserts).await
     }
 
     async fn record_delivery(&self, delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError> {
+        let _turn = self.turn().await;
         // Insert-or-nothing in one statement: two concurrent deliveries with the same id cannot
         // both be told `Recorded`.
         let result = sqlx::query(
@@ -320,6 +341,7 @@ impl Store for SqliteStore {
     }
 
     async fn mark_delivery_applied(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         sqlx::query("UPDATE webhook_deliveries SET applied_at = ?1 WHERE id = ?2")
             .bind(db_time(at))
             .bind(id)
@@ -330,6 +352,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let _turn = self.turn().await;
         sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?1")
             .bind(db_time(before))
             .execute(&self.pool)
@@ -346,7 +369,8 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        sqlite_sessions::write_sessions(self.begin_write().await?, batch).await
+        let (_turn, tx) = self.begin_write().await?;
+        sqlite_sessions::write_sessions(tx, batch).await
     }
 
     async fn list_sessions(
@@ -363,10 +387,12 @@ impl Store for SqliteStore {
         vehicle_id: Uuid,
         odometer_km: f64,
     ) -> Result<Option<ChargingSession>, StoreError> {
+        let _turn = self.turn().await;
         sqlite_sessions::set_latest_session_odometer(&self.pool, vehicle_id, odometer_km).await
     }
 
     async fn set_electricity_rate(&self, user_id: Uuid, rate: &ElectricityRate) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         sqlite_sessions::set_electricity_rate(&self.pool, user_id, rate).await
     }
 
@@ -383,10 +409,12 @@ impl Store for SqliteStore {
     }
 
     async fn save_push_registration(&self, registration: &PushRegistration) -> Result<(), StoreError> {
-        sqlite_push::save_push_registration(self.begin_write().await?, registration).await
+        let (_turn, tx) = self.begin_write().await?;
+        sqlite_push::save_push_registration(tx, registration).await
     }
 
     async fn save_push_pending(&self, vehicle_id: Uuid, pending: &PendingPush) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         sqlite_push::save_push_pending(&self.pool, vehicle_id, pending).await
     }
 
@@ -396,6 +424,7 @@ impl Store for SqliteStore {
         settled: Option<u64>,
         health: &PushHealth,
     ) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         sqlite_push::record_push_attempt(&self.pool, vehicle_id, settled, health).await
     }
 }
