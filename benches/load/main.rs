@@ -303,6 +303,17 @@ fn service(
         ("LOG_LEVEL", std::env::var("EVCONDUIT_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned())),
     ]
     .map(|(k, v)| (format!("EVCONDUIT_{k}"), v));
+    // Other service settings pass through from the harness's environment (say,
+    // EVCONDUIT_WRITE_BEHIND_BATCH=100), so a setting's effect can be measured without a rebuild.
+    // The ones above are the harness's to choose; EVCONDUIT_LOAD_* are its own options and
+    // EVCONDUIT_TEST_* the test suite's.
+    let passed: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("EVCONDUIT_") && !k.starts_with("EVCONDUIT_LOAD_") && !k.starts_with("EVCONDUIT_TEST_")
+        })
+        .filter(|(k, _)| !env.iter().any(|(own, _)| own == k))
+        .collect();
+    let env: Vec<(String, String)> = env.into_iter().chain(passed).collect();
     Server::spawn("evconduit", Path::new(SERVICE), &["serve"], &env, dir, cpus, addr)
 }
 

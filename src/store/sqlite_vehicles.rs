@@ -5,7 +5,7 @@
 //! thread, and at a fleet where every webhook names a different vehicle those round trips, not
 //! SQLite, were most of the write-behind's cost (one per row before).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use evconduit_actors::state::VehicleState;
 use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
@@ -16,42 +16,42 @@ use super::rows::{self, db_time};
 
 /// Rows per upsert statement: 9 parameters each stays far below SQLite's 32 766, and a batch of
 /// 500 is five statements.
-const ROWS_PER_STATEMENT: usize = 100;
+pub(super) const ROWS_PER_STATEMENT: usize = 100;
 
-pub(super) async fn write_vehicles(
-    mut tx: Transaction<'static, Sqlite>,
-    deletes: &[Uuid],
-    upserts: &[&VehicleState],
-) -> Result<(), StoreError> {
+pub(super) async fn delete(tx: &mut Transaction<'static, Sqlite>, deletes: &[Uuid]) -> Result<(), StoreError> {
     for id in deletes {
         sqlx::query("DELETE FROM vehicles WHERE id = ?1")
             .bind(id.hyphenated())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(from_sqlx)?;
     }
-    let now = db_time(Utc::now());
-    for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
-        // Serialised first: a vehicle that cannot be written fails the batch with its id.
-        let data: Vec<String> =
-            chunk.iter().map(|state| rows::vehicle_json(&state.vehicle)).collect::<Result<_, _>>()?;
-        // Built from constants only (placeholders, no data): nothing to inject.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_statement(chunk.len())));
-        for (state, data) in chunk.iter().zip(data) {
-            query = query
-                .bind(state.internal_id.hyphenated())
-                .bind(state.enode_id())
-                .bind(state.user_id.hyphenated())
-                .bind(data)
-                .bind(state.vehicle.last_seen.map(db_time))
-                .bind(db_time(state.received_at))
-                .bind(state.source.as_str())
-                .bind(state.relink_required)
-                .bind(now);
-        }
-        query.execute(&mut *tx).await.map_err(from_sqlx)?;
+    Ok(())
+}
+
+/// Upserts `chunk` (at most `ROWS_PER_STATEMENT` vehicles) in one statement.
+pub(super) async fn upsert(
+    tx: &mut Transaction<'static, Sqlite>,
+    chunk: &[&VehicleState],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // Serialised first: a vehicle that cannot be written fails the batch with its id.
+    let data: Vec<String> = chunk.iter().map(|state| rows::vehicle_json(&state.vehicle)).collect::<Result<_, _>>()?;
+    // Built from constants only (placeholders, no data): nothing to inject.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_statement(chunk.len())));
+    for (state, data) in chunk.iter().zip(data) {
+        query = query
+            .bind(state.internal_id.hyphenated())
+            .bind(state.enode_id())
+            .bind(state.user_id.hyphenated())
+            .bind(data)
+            .bind(state.vehicle.last_seen.map(db_time))
+            .bind(db_time(state.received_at))
+            .bind(state.source.as_str())
+            .bind(state.relink_required)
+            .bind(db_time(now));
     }
-    tx.commit().await.map_err(from_sqlx)
+    query.execute(&mut **tx).await.map(drop).map_err(from_sqlx)
 }
 
 /// `INSERT ... SELECT FROM (VALUES ...)` for `rows` vehicles. `WHERE EXISTS`: a vehicle whose user
