@@ -206,12 +206,16 @@ impl RefreshScheduler {
 
     /// How fresh the vehicle on `entry` is right now.
     pub fn freshness(&self, entry: &BoardEntry, now: DateTime<Utc>) -> Freshness {
-        let state = entry.snapshot().state.clone();
+        self.freshness_of(entry, &entry.snapshot().state, now)
+    }
+
+    /// `freshness` for a state the caller already took from `entry` (a read loads it once).
+    pub fn freshness_of(&self, entry: &BoardEntry, state: &VehicleState, now: DateTime<Utc>) -> Freshness {
         let info = self.inner.vehicles.get(&state.internal_id).map(|i| i.clone()).unwrap_or_default();
-        let wanted = self.is_wanted(entry, &state, now);
-        let age = elapsed(self.fresh_as_of(&state, &info, now), now);
-        let stale = age > self.target(&state);
-        let eligible = self.is_eligible(entry, &state, &info, now);
+        let wanted = self.is_wanted(entry, state, now);
+        let age = elapsed(self.fresh_as_of(state, &info, now), now);
+        let stale = age > self.target(state);
+        let eligible = self.is_eligible(entry, state, &info, now);
         let running = self.inner.running.load(Ordering::Acquire);
         Freshness { age_secs: age.as_secs(), stale, wanted, refresh_scheduled: running && stale && wanted && eligible }
     }

@@ -137,10 +137,10 @@ async fn status(
     Path(vehicle_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let entry = owned_entry(&app, &caller.user.id, &vehicle_id)?;
+    // One load of the snapshot serves the ownership check, the body and every header.
+    let (entry, snapshot) = owned_snapshot(&app, &caller.user.id, &vehicle_id)?;
     let now = app.clock.now();
     entry.mark_read(now);
-    let snapshot = entry.snapshot();
     let not_modified =
         headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|tags| etag_matches(tags, &snapshot.etag));
     let mut response = if not_modified {
@@ -148,7 +148,7 @@ async fn status(
     } else {
         Response::new(Body::from(snapshot.body.clone()))
     };
-    let freshness = app.refresh.freshness(&entry, now);
+    let freshness = app.refresh.freshness_of(&entry, &snapshot.state, now);
     freshness_headers(response.headers_mut(), &entry, &snapshot, &freshness);
     Ok(response)
 }
@@ -159,11 +159,22 @@ pub fn owned_entry(
     user_id: &uuid::Uuid,
     vehicle_id: &str,
 ) -> Result<std::sync::Arc<BoardEntry>, ApiError> {
-    app.fleet
-        .board()
-        .get(vehicle_id)
-        .filter(|e| e.snapshot().state.user_id == *user_id)
-        .ok_or(ApiError::NotFound("vehicle not found"))
+    owned_snapshot(app, user_id, vehicle_id).map(|(entry, _)| entry)
+}
+
+/// The board entry of `vehicle_id` and its current snapshot, if it belongs to `user_id`.
+fn owned_snapshot(
+    app: &AppState,
+    user_id: &uuid::Uuid,
+    vehicle_id: &str,
+) -> Result<(std::sync::Arc<BoardEntry>, std::sync::Arc<Snapshot>), ApiError> {
+    let not_found = || ApiError::NotFound("vehicle not found");
+    let entry = app.fleet.board().get(vehicle_id).ok_or_else(not_found)?;
+    let snapshot = entry.snapshot();
+    if snapshot.state.user_id != *user_id {
+        return Err(not_found());
+    }
+    Ok((entry, snapshot))
 }
 
 /// Headers that tell the truth about the data: what version it is, when the car was last seen,
