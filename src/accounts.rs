@@ -8,6 +8,7 @@
 //! turn into a flood of queries.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -46,11 +47,23 @@ const KEY_USE_FLUSH: Duration = Duration::from_secs(60);
 pub struct Principal {
     pub key_id: Uuid,
     pub user: Arc<User>,
+    /// The minute (Unix) this key's use was last noted for the store. Use is written once a
+    /// minute anyway (`KEY_USE_FLUSH`), so a key polled many times a minute is noted once, not
+    /// with a map insert on every poll (the hot path).
+    noted_minute: Arc<AtomicI64>,
+}
+
+impl Principal {
+    fn new(key_id: Uuid, user: Arc<User>) -> Self {
+        Self { key_id, user, noted_minute: Arc::default() }
+    }
 }
 
 pub struct Accounts {
     store: Arc<dyn Store>,
-    keys: DashMap<KeyHash, Principal>,
+    /// foldhash rather than SipHash: every poll looks a key up here, and only keys the store
+    /// knows are inserted (a caller cannot fill it with colliding ones).
+    keys: DashMap<KeyHash, Principal, foldhash::fast::RandomState>,
     users: DashMap<Uuid, Arc<User>>,
     unknown_keys: moka::sync::Cache<KeyHash, ()>,
     unknown_users: moka::sync::Cache<Uuid, ()>,
@@ -72,7 +85,7 @@ impl Accounts {
     pub async fn load(store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
         let accounts = Arc::new(Self {
             store: Arc::clone(&store),
-            keys: DashMap::new(),
+            keys: DashMap::default(),
             users: DashMap::new(),
             unknown_keys: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(NEGATIVE_TTL).build(),
             unknown_users: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(NEGATIVE_TTL).build(),
@@ -87,7 +100,7 @@ impl Accounts {
             // A key's user always exists (foreign key, cascading delete); if not, the key is
             // useless anyway and is left out, as the per-user listing would have.
             if let Some(user) = accounts.users.get(&key.user_id).map(|u| Arc::clone(&u)) {
-                accounts.keys.insert(key.hash, Principal { key_id: key.id, user });
+                accounts.keys.insert(key.hash, Principal::new(key.id, user));
             }
         }
         Ok(accounts)
@@ -97,7 +110,10 @@ impl Accounts {
     pub async fn authenticate(&self, key: &str, now: DateTime<Utc>) -> Option<Principal> {
         let hash = hash_key(key);
         if let Some(principal) = self.keys.get(&hash) {
-            self.key_use.insert(principal.key_id, now);
+            let minute = now.timestamp().div_euclid(60);
+            if principal.noted_minute.swap(minute, Ordering::Relaxed) != minute {
+                self.key_use.insert(principal.key_id, now);
+            }
             return Some(principal.clone());
         }
         if !key.starts_with(KEY_PREFIX) || self.unknown_keys.contains_key(&hash) {
@@ -125,7 +141,7 @@ impl Accounts {
             }
         };
         let user = self.user(key.user_id).await?;
-        Some(Principal { key_id: key.id, user })
+        Some(Principal::new(key.id, user))
     }
 
     /// A user by id: from memory, else from the store (a user added by the CLI while running).
@@ -187,7 +203,7 @@ impl Accounts {
             return Err(StoreError::Conflict(format!("{MAX_KEYS_PER_USER} active keys (revoke one first)")));
         }
         let (key, plaintext) = create_api_key(self.store.as_ref(), user.id, label, now).await?;
-        self.keys.insert(key.hash, Principal { key_id: key.id, user: Arc::clone(user) });
+        self.keys.insert(key.hash, Principal::new(key.id, Arc::clone(user)));
         Ok((key, plaintext))
     }
 

@@ -24,6 +24,7 @@ use crate::history::{EventKind, Outcome};
 use crate::ports::{Audience, Clock, Upstream, UpstreamError};
 use crate::snapshot::BoardEntry;
 use crate::state::{DataSource, VehicleState};
+use crate::tier::Tier;
 use crate::vehicle::ObservationKind;
 
 /// How often bookkeeping for removed vehicles is dropped.
@@ -206,15 +207,25 @@ impl RefreshScheduler {
 
     /// How fresh the vehicle on `entry` is right now.
     pub fn freshness(&self, entry: &BoardEntry, now: DateTime<Utc>) -> Freshness {
-        self.freshness_of(entry, &entry.snapshot().state, now)
+        let snapshot = entry.snapshot();
+        let owner_tier = self.inner.audience.tier(snapshot.state.user_id);
+        self.freshness_of(entry, &snapshot.state, owner_tier, now)
     }
 
-    /// `freshness` for a state the caller already took from `entry` (a read loads it once).
-    pub fn freshness_of(&self, entry: &BoardEntry, state: &VehicleState, now: DateTime<Utc>) -> Freshness {
+    /// `freshness` for a state the caller already took from `entry`, owned by a user of
+    /// `owner_tier`: an HA read knows both (the snapshot it serves, the caller who owns it), and
+    /// looking them up again was a measurable part of every poll.
+    pub fn freshness_of(
+        &self,
+        entry: &BoardEntry,
+        state: &VehicleState,
+        owner_tier: Tier,
+        now: DateTime<Utc>,
+    ) -> Freshness {
         let info = self.inner.vehicles.get(&state.internal_id).map(|i| i.clone()).unwrap_or_default();
         let wanted = self.is_wanted(entry, state, now);
         let age = elapsed(self.fresh_as_of(state, &info, now), now);
-        let stale = age > self.target(state);
+        let stale = age > self.inner.policy.targets.for_tier(owner_tier);
         let eligible = self.is_eligible(entry, state, &info, now);
         let running = self.inner.running.load(Ordering::Acquire);
         Freshness { age_secs: age.as_secs(), stale, wanted, refresh_scheduled: running && stale && wanted && eligible }
@@ -241,8 +252,9 @@ impl RefreshScheduler {
     }
 
     fn is_wanted(&self, entry: &BoardEntry, state: &VehicleState, now: DateTime<Utc>) -> bool {
-        let has_push = self.inner.audience.has_push_target(state.internal_id);
-        self.inner.policy.is_wanted(entry.last_read(), has_push, now)
+        // A recent read settles it without the push-target lookup (every HA poll asks this).
+        self.inner.policy.is_wanted(entry.last_read(), false, now)
+            || self.inner.audience.has_push_target(state.internal_id)
     }
 
     /// The last moment the data was known to be current.

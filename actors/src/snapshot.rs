@@ -203,7 +203,9 @@ impl BoardEntry {
 pub struct SnapshotBoard {
     /// Both ids of a vehicle point at the same entry, so a read is one lookup whatever id form the
     /// client holds. Enode ids and internal ids are both random UUIDs in practice; they do not collide.
-    by_id: DashMap<Box<str>, Arc<BoardEntry>>,
+    /// foldhash rather than SipHash: every poll hashes a 36-byte id here, and the keys come from
+    /// Enode's signed events and our own UUIDs, never from a caller (lookups alone cannot flood it).
+    by_id: DashMap<Box<str>, Arc<BoardEntry>, foldhash::fast::RandomState>,
     by_user: DashMap<Uuid, Vec<Arc<BoardEntry>>>,
 }
 

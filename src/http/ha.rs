@@ -135,22 +135,35 @@ async fn status(
     State(app): State<AppState>,
     Caller(caller): Caller,
     Path(vehicle_id): Path<String>,
-    headers: HeaderMap,
+    IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     // One load of the snapshot serves the ownership check, the body and every header.
     let (entry, snapshot) = owned_snapshot(&app, &caller.user.id, &vehicle_id)?;
     let now = app.clock.now();
     entry.mark_read(now);
     let not_modified =
-        headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|tags| etag_matches(tags, &snapshot.etag));
+        if_none_match.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|tags| etag_matches(tags, &snapshot.etag));
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         Response::new(Body::from(snapshot.body.clone()))
     };
-    let freshness = app.refresh.freshness_of(&entry, &snapshot.state, now);
+    // The caller owns the vehicle (checked above), so their tier is the owner's.
+    let freshness = app.refresh.freshness_of(&entry, &snapshot.state, caller.user.effective_tier(now), now);
     freshness_headers(response.headers_mut(), &entry, &snapshot, &freshness);
     Ok(response)
+}
+
+/// The request's `If-None-Match`, alone: the `HeaderMap` extractor would copy every header of
+/// every poll to read this one.
+struct IfNoneMatch(Option<HeaderValue>);
+
+impl<S: Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(IF_NONE_MATCH).cloned()))
+    }
 }
 
 /// The board entry of `vehicle_id` if it belongs to `user_id`.
