@@ -126,8 +126,11 @@ impl App {
             poll_after: Duration::from_secs(config.action_poll_secs),
             poll_attempts: config.action_poll_attempts,
         };
+        let idle_after = Duration::from_secs(config.actor_idle_secs);
         let fleet_config = FleetConfig {
-            idle_after: (config.actor_idle_secs > 0).then(|| Duration::from_secs(config.actor_idle_secs)),
+            idle_after: (config.actor_idle_secs > 0).then_some(idle_after),
+            // Looked for at least twice per idle period, so an actor sleeps within 1.5 periods.
+            sweep_every: (idle_after / 2).clamp(Duration::from_millis(100), FleetConfig::default().sweep_every),
             ..FleetConfig::default()
         };
         let fleet = Fleet::start(Arc::new(context), fleet_config).await?;
