@@ -235,3 +235,19 @@ async fn an_operator_request_goes_first_even_when_fresh() {
     h.round().await;
     assert_eq!(h.upstream.fetched(), ["v0"]);
 }
+
+/// A scan that starts nothing says when it needs to look again: when the first watched vehicle
+/// turns stale by itself. An unwatched stale vehicle sets no time (a read will wake the scheduler).
+#[tokio::test]
+async fn a_scan_says_when_the_next_vehicle_can_become_due() {
+    // v0: Pro, 2 min old (due in 3 min); v1: Free, 20 min old (due in 10 min); v2: stale, unread.
+    let h = harness(&[2, 20, 60], &[Tier::Pro, Tier::Free, Tier::Pro], 1).await;
+    h.read("v0");
+    h.read("v1");
+    let next = h.scheduler.start_due().expect("a time to look again");
+    assert_eq!(next, now0() + chrono::Duration::minutes(3));
+    assert!(h.upstream.fetched().is_empty());
+
+    let only_unwatched = harness(&[60], &[Tier::Pro], 1).await;
+    assert_eq!(only_unwatched.scheduler.start_due(), None);
+}
