@@ -186,7 +186,7 @@ impl RefreshScheduler {
             let this = self.clone();
             let next_due = tokio::task::spawn_blocking(move || this.start_due()).await.unwrap_or_else(|_| {
                 tracing::error!("refresh scan panicked");
-                None
+                Some(self.inner.clock.now())
             });
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 self.forget_removed();
@@ -197,8 +197,8 @@ impl RefreshScheduler {
             // wake: a refresh finishing, an operator's request, a read of a stale vehicle (see
             // `freshness_of`). Never more often than `scan_interval`, however many wakes.
             let interval = self.inner.config.scan_interval;
-            let quiet = next_due
-                .map_or(interval, |at| elapsed(self.inner.clock.now(), at).clamp(interval, MAX_QUIET.max(interval)));
+            let longest = MAX_QUIET.max(interval);
+            let quiet = next_due.map_or(longest, |at| elapsed(self.inner.clock.now(), at).clamp(interval, longest));
             tokio::select! {
                 _ = tokio::time::sleep(quiet) => {}
                 _ = self.inner.wake.notified() => tokio::time::sleep_until(scanned + interval).await,
@@ -309,7 +309,9 @@ impl RefreshScheduler {
     }
 
     /// Starts refreshes for the best candidates while there are free slots. Returns the earliest
-    /// moment another vehicle can become due by itself (None: look again at the next interval).
+    /// moment another vehicle can become due by itself; None when none can (every vehicle is
+    /// fresh and unwatched, or stale and unwatched: only a read, which wakes the scheduler, or
+    /// something `MAX_QUIET` covers can change that).
     fn start_due(&self) -> Option<DateTime<Utc>> {
         let now = self.inner.clock.now();
         if self.paused(now) {
@@ -317,7 +319,8 @@ impl RefreshScheduler {
         }
         let free = self.inner.config.concurrency.saturating_sub(self.inner.in_flight.load(Ordering::Acquire));
         if free == 0 {
-            return None;
+            // Every slot busy: each refresh that ends wakes the scheduler.
+            return Some(now);
         }
         let scan = self.best_candidates(free, now);
         for candidate in scan.best {
