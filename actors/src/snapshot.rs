@@ -22,8 +22,12 @@ pub struct Snapshot {
     pub state: Arc<VehicleState>,
     /// The rendered status body.
     pub body: Bytes,
-    /// A strong ETag, quotes included: the fingerprint of `body`.
-    pub etag: Box<str>,
+    /// A strong ETag, quotes included: the fingerprint of `body`. As `Bytes`, like the next one,
+    /// so every poll sends it as a header without copying or formatting it again.
+    pub etag: Bytes,
+    /// `Last-Modified` as an HTTP date: when the vehicle last reported, but never after the moment
+    /// the service received it and never before 1970 (vendor clocks are not to be trusted).
+    pub last_modified: Bytes,
     /// Counts changes of `body` in this process; a new body, a new version.
     pub version: u64,
 }
@@ -32,7 +36,7 @@ impl Snapshot {
     /// Renders a first snapshot of `state`.
     pub fn render(state: Arc<VehicleState>) -> Self {
         let body = Bytes::from(StatusView::new(&state).to_bytes());
-        Self { etag: etag_of(&body), body, state, version: 1 }
+        Self { etag: etag_of(&body), last_modified: last_modified(&state), body, state, version: 1 }
     }
 
     /// The snapshot that follows `self` for `state`. When the body would not change (a repeated
@@ -40,10 +44,16 @@ impl Snapshot {
     pub fn next(&self, state: Arc<VehicleState>) -> Self {
         let body = StatusView::new(&state).to_bytes();
         if body == self.body.as_ref() {
-            return Self { state, body: self.body.clone(), etag: self.etag.clone(), version: self.version };
+            return Self {
+                last_modified: last_modified(&state),
+                state,
+                body: self.body.clone(),
+                etag: self.etag.clone(),
+                version: self.version,
+            };
         }
         let body = Bytes::from(body);
-        Self { etag: etag_of(&body), body, state, version: self.version + 1 }
+        Self { etag: etag_of(&body), last_modified: last_modified(&state), body, state, version: self.version + 1 }
     }
 
     /// Whether what readers see differs from `other` (pushes and sessions care; timestamps alone do not).
@@ -52,8 +62,15 @@ impl Snapshot {
     }
 }
 
-fn etag_of(body: &[u8]) -> Box<str> {
-    format!("\"{:016x}\"", fingerprint(body)).into_boxed_str()
+fn etag_of(body: &[u8]) -> Bytes {
+    Bytes::from(format!("\"{:016x}\"", fingerprint(body)))
+}
+
+fn last_modified(state: &VehicleState) -> Bytes {
+    let received = state.received_at;
+    let modified = state.vehicle.last_seen.unwrap_or(received).min(received).max(DateTime::UNIX_EPOCH);
+    // IMF-fixdate (RFC 9110), the one form HTTP dates are sent in.
+    Bytes::from(modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
 }
 
 /// How the vehicle's actor is doing, as readers and admins see it.
@@ -300,6 +317,23 @@ mod tests {
         assert!(board.get(&internal).is_none());
         assert!(board.for_user(user).is_empty());
         assert!(board.is_empty());
+    }
+
+    #[test]
+    fn last_modified_is_an_http_date_bounded_by_the_time_received() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let mut state = (*snapshot("enode-1", Uuid::new_v4()).state).clone();
+        state.received_at = at("2026-11-25T10:00:05Z");
+        state.vehicle.last_seen = Some(at("2026-11-25T09:58:07Z"));
+        assert_eq!(Snapshot::render(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 09:58:07 GMT");
+        // A vendor clock ahead of ours, or no report at all: the time we received it.
+        state.vehicle.last_seen = Some(at("2099-01-01T00:00:00Z"));
+        assert_eq!(Snapshot::render(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 10:00:05 GMT");
+        state.vehicle.last_seen = None;
+        assert_eq!(Snapshot::render(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 10:00:05 GMT");
+        // One from before 1970 is 1970.
+        state.vehicle.last_seen = Some(at("1900-01-01T00:00:00Z"));
+        assert_eq!(Snapshot::render(Arc::new(state)).last_modified, "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]

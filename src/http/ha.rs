@@ -1,8 +1,6 @@
 //! The read API the Home Assistant integration polls (contract/home-assistant.md). Answered from
 //! memory: the caller from the in-memory key map, the vehicle from its published snapshot.
 
-use std::time::SystemTime;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -10,7 +8,6 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::DateTime;
 use evconduit_actors::refresh::Freshness;
 use evconduit_actors::snapshot::{BoardEntry, Snapshot};
 use evconduit_actors::status::list_item;
@@ -141,8 +138,10 @@ async fn status(
     let (entry, snapshot) = owned_snapshot(&app, &caller.user.id, &vehicle_id)?;
     let now = app.clock.now();
     entry.mark_read(now);
-    let not_modified =
-        if_none_match.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|tags| etag_matches(tags, &snapshot.etag));
+    let not_modified = if_none_match
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| etag_matches(tags, std::str::from_utf8(&snapshot.etag).unwrap_or_default()));
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -197,15 +196,12 @@ fn freshness_headers(headers: &mut HeaderMap, entry: &BoardEntry, snapshot: &Sna
     let state = &snapshot.state;
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-    if let Ok(etag) = HeaderValue::from_str(&snapshot.etag) {
+    // Both rendered with the snapshot (see there), shared rather than copied.
+    if let Ok(etag) = HeaderValue::from_maybe_shared(snapshot.etag.clone()) {
         headers.insert(ETAG, etag);
     }
-    // Vendor clocks are not to be trusted: never before the epoch (httpdate cannot format it) and
-    // never after the moment the service received the data.
-    let modified =
-        state.vehicle.last_seen.unwrap_or(state.received_at).min(state.received_at).max(DateTime::UNIX_EPOCH);
-    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::from(modified))) {
-        headers.insert(LAST_MODIFIED, value);
+    if let Ok(modified) = HeaderValue::from_maybe_shared(snapshot.last_modified.clone()) {
+        headers.insert(LAST_MODIFIED, modified);
     }
     headers.insert(axum::http::header::AGE, HeaderValue::from(freshness.age_secs));
     headers.insert(DATA_SOURCE, HeaderValue::from_static(state.source.as_str()));
