@@ -749,12 +749,13 @@ impl SupervisorState {
     ) -> bool {
         match spawn_vehicle(&self.context, Arc::clone(&entry), myself.get_cell()).await {
             Ok(actor) => {
-                self.registry.set_actor(internal_id, actor);
+                self.registry.set_actor(internal_id, actor.clone());
                 let parked = self.registry.slots.get_mut(&internal_id).and_then(|mut s| s.parked.take());
-                if let Some((msg, actor)) = parked.zip(self.registry.actor(internal_id)) {
-                    // Just started: its mailbox is open (if it died already, the failure
-                    // handling restarts it from the snapshot; the parked data is the loss then).
-                    let _ = actor.cast(msg);
+                if let Some(msg) = parked
+                    && let Err(MessagingErr::SendErr(msg)) = actor.cast(msg)
+                {
+                    // Died already: queue it behind the failure's handling, as `deliver` does.
+                    let _ = myself.cast(SupervisorMsg::Deliver { internal_id, msg, attempts: 1 });
                 }
                 true
             }

@@ -66,8 +66,15 @@ impl Default for FreshnessPolicy {
 }
 
 impl FreshnessPolicy {
-    pub fn is_wanted(&self, last_read: Option<DateTime<Utc>>, has_push_target: bool, now: DateTime<Utc>) -> bool {
-        has_push_target || last_read.is_some_and(|read| elapsed(read, now) <= self.wanted_window)
+    /// Read within the wanted window, or pushed to. `has_push_target` is asked only when the read
+    /// does not settle it (a lookup; every HA poll asks this).
+    pub fn is_wanted(
+        &self,
+        last_read: Option<DateTime<Utc>>,
+        has_push_target: impl FnOnce() -> bool,
+        now: DateTime<Utc>,
+    ) -> bool {
+        last_read.is_some_and(|read| elapsed(read, now) <= self.wanted_window) || has_push_target()
     }
 }
 
@@ -184,9 +191,9 @@ mod tests {
     #[test]
     fn wanted_by_recent_reads_or_a_push_target() {
         let policy = FreshnessPolicy::default();
-        assert!(!policy.is_wanted(None, false, t(0)));
-        assert!(policy.is_wanted(None, true, t(0)));
-        assert!(policy.is_wanted(Some(t(0)), false, t(60)));
-        assert!(!policy.is_wanted(Some(t(0)), false, t(31 * 60)));
+        assert!(!policy.is_wanted(None, || false, t(0)));
+        assert!(policy.is_wanted(None, || true, t(0)));
+        assert!(policy.is_wanted(Some(t(0)), || false, t(60)));
+        assert!(!policy.is_wanted(Some(t(0)), || false, t(31 * 60)));
     }
 }

@@ -281,9 +281,7 @@ impl RefreshScheduler {
     }
 
     fn is_wanted(&self, entry: &BoardEntry, state: &VehicleState, now: DateTime<Utc>) -> bool {
-        // A recent read settles it without the push-target lookup (every HA poll asks this).
-        self.inner.policy.is_wanted(entry.last_read(), false, now)
-            || self.inner.audience.has_push_target(state.internal_id)
+        self.inner.policy.is_wanted(entry.last_read(), || self.inner.audience.has_push_target(state.internal_id), now)
     }
 
     /// The last moment the data was known to be current.
