@@ -717,6 +717,34 @@ async fn sqlite_creates_a_missing_file() {
     assert!(!std::path::Path::new(&path).exists());
 }
 
+/// The store's connections never checkpoint the WAL themselves (a checkpoint inside a commit made
+/// webhook acknowledgements wait for it); a background checkpointer copies committed writes into
+/// the database file. Read with `immutable=1`, which ignores the WAL: only checkpointed rows show.
+#[tokio::test]
+async fn sqlite_checkpoints_writes_into_the_database_file() {
+    let db = TestDatabase::sqlite();
+    let store = db.store().await.expect("connect and migrate");
+    let user = create_user(store.as_ref(), "checkpoint@example.com").await;
+    let vehicles: Vec<VehicleState> = (0..50).map(|i| vehicle_state(user.id, &format!("enode-{i}"))).collect();
+    store.write_vehicles(&vehicles.iter().map(upsert).collect::<Vec<_>>()).await.expect("write");
+
+    let path = db.url().trim_start_matches("sqlite://").to_owned();
+    let file_only = format!("sqlite://{path}?immutable=1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reader = sqlx::SqlitePool::connect(&file_only).await.expect("open the file alone");
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM vehicles").fetch_one(&reader).await.unwrap_or(0);
+        reader.close().await;
+        if count == 50 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {count} of 50 rows reached the database file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(store);
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn sqlite_creates_missing_directories() {
     let dir = std::env::temp_dir().join(format!("evc_test_dir_{}", Uuid::new_v4().simple()));

@@ -18,6 +18,7 @@ mod records;
 mod rows;
 mod sessions_port;
 mod sqlite;
+mod sqlite_checkpoint;
 mod sqlite_push;
 mod sqlite_sessions;
 mod sqlite_vehicles;

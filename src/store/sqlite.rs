@@ -14,13 +14,14 @@ use evconduit_actors::ports::VehicleWrite;
 use evconduit_actors::state::VehicleState;
 use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::errors::{from_migrate, from_sqlx};
 use super::load::{self};
 use super::mapping::{key_from_row, raw_vehicle, user_from_row};
 use super::rows::db_time;
-use super::{batch, sqlite_push, sqlite_sessions, sqlite_vehicles, *};
+use super::{batch, sqlite_checkpoint, sqlite_push, sqlite_sessions, sqlite_vehicles, *};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -48,7 +49,13 @@ macro_rules! key_columns {
 }
 
 pub struct SqliteStore {
+    /// For reads.
     pool: SqlitePool,
+    /// For writes: one connection, reached through a writer's `Turn`. SQLite empties a
+    /// connection's page cache whenever another connection has written since its last
+    /// transaction; writes spread over the read pool's connections found a cold cache each time
+    /// and walked the B-trees through `read()` calls. One writing connection keeps its cache.
+    writes: SqlitePool,
     /// Writers of this process take turns here, first come first served, before they ask SQLite
     /// for its (single) write lock. Left to SQLite, a writer that finds the lock taken sleeps in
     /// growing steps (up to 100 ms) and retries: under webhook load a delivery's one-row insert
@@ -57,10 +64,29 @@ pub struct SqliteStore {
     writer: Arc<tokio::sync::Mutex<()>>,
     /// Writers waiting for their turn: a long batch lets them in early (see `write_vehicles`).
     writers_waiting: Arc<AtomicUsize>,
+    /// Told when a turn ends, i.e. after a write: wakes the WAL checkpointer (sqlite_checkpoint.rs).
+    wrote: Arc<Notify>,
 }
 
-/// A writer's turn (see `SqliteStore::writer`): held until the write is committed.
-type Turn = tokio::sync::OwnedMutexGuard<()>;
+/// A writer's turn (see `SqliteStore::writer`): held until the write is committed. Writes go
+/// through the turn's pool, the store's one writing connection.
+struct Turn {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    db: SqlitePool,
+    wrote: Arc<Notify>,
+}
+
+impl Turn {
+    fn db(&self) -> &SqlitePool {
+        &self.db
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.wrote.notify_one();
+    }
+}
 
 impl SqliteStore {
     /// `sqlite://path` (the file is created if missing) or `sqlite::memory:` (a private database
@@ -70,37 +96,54 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url).map_err(|_| StoreError::UnsupportedUrl)?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
 
-        let (options, pool_options) = if in_memory {
-            // An in-memory database exists only while a connection to it is open. One connection
-            // that never expires keeps it alive and lets migrations and queries see the same
-            // tables; WAL and `synchronous` mean nothing without a file.
-            let pool =
-                SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
-            (options, pool)
-        } else {
-            create_parent_dir(options.get_filename())?;
-            let options = options
-                .create_if_missing(true)
-                // WAL: readers do not block the writer nor it them, and a commit is one append.
-                .journal_mode(SqliteJournalMode::Wal)
-                // NORMAL in WAL mode cannot corrupt the database, and a process crash loses
-                // nothing; only a power cut or OS crash can lose the latest commits. FULL would
-                // fsync on every commit, which the write-behind pays at every batch. For an
-                // embedded, laptop-sized store that trade is right; production runs Postgres.
-                .synchronous(SqliteSynchronous::Normal)
-                // SQLite's own page cache, per connection (the default is 2 MiB). With less than
-                // the B-tree's inner pages, every write-behind upsert walked the indexes through
-                // read() calls into the OS cache: half the kernel time of a webhook load at
-                // 100 000 vehicles. Filled as pages are used; at most PAGE_CACHE_KIB each.
-                .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
-            let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS);
-            (options, pool)
-        };
         // sqlx turns foreign keys on by default; said here because ON DELETE CASCADE and the
         // vehicles -> users reference depend on it.
         let options = options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
-        let pool = pool_options.acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(from_sqlx)?;
-        Ok(Self { pool, writer: Arc::new(tokio::sync::Mutex::new(())), writers_waiting: Arc::default() })
+        if in_memory {
+            // An in-memory database exists only while a connection to it is open. One connection
+            // that never expires keeps it alive and serves reads and writes alike; WAL and
+            // `synchronous` mean nothing without a file.
+            let pool = single_connection().connect_with(options).await.map_err(from_sqlx)?;
+            return Ok(Self::new(pool.clone(), pool));
+        }
+        create_parent_dir(options.get_filename())?;
+        let options = options
+            .create_if_missing(true)
+            // WAL: readers do not block the writer nor it them, and a commit is one append.
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode cannot corrupt the database, and a process crash loses
+            // nothing; only a power cut or OS crash can lose the latest commits. FULL would
+            // fsync on every commit, which the write-behind pays at every batch. For an
+            // embedded, laptop-sized store that trade is right; production runs Postgres.
+            .synchronous(SqliteSynchronous::Normal)
+            // SQLite's own page cache, per connection (the default is 2 MiB). With less than
+            // the B-tree's inner pages, every write-behind upsert walked the indexes through
+            // read() calls into the OS cache: half the kernel time of a webhook load at
+            // 100 000 vehicles. Filled as pages are used; at most PAGE_CACHE_KIB each.
+            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
+        let checkpointer = options.clone();
+        // The store's connections leave checkpoints to the checkpointer (sqlite_checkpoint.rs).
+        let options = options.pragma("wal_autocheckpoint", "0");
+        let writes = single_connection().connect_with(options.clone()).await.map_err(from_sqlx)?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(from_sqlx)?;
+        let store = Self::new(reads, writes);
+        sqlite_checkpoint::spawn(checkpointer, Arc::downgrade(&store.writer), Arc::downgrade(&store.wrote));
+        Ok(store)
+    }
+
+    fn new(pool: SqlitePool, writes: SqlitePool) -> Self {
+        Self {
+            pool,
+            writes,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writers_waiting: Arc::default(),
+            wrote: Arc::default(),
+        }
     }
 
     /// Begins a transaction that takes the write lock at once. A plain (deferred) transaction
@@ -108,15 +151,34 @@ impl SqliteStore {
     /// at once with SQLITE_BUSY instead of waiting out the busy timeout.
     async fn begin_write(&self) -> Result<(Turn, sqlx::Transaction<'static, sqlx::Sqlite>), StoreError> {
         let turn = self.turn().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)?;
+        let tx = turn.db().begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)?;
         Ok((turn, tx))
     }
 
     /// This process's turn to write (a single-statement write needs no transaction, only this).
     async fn turn(&self) -> Turn {
         let _waiting = Waiting::counted(&self.writers_waiting);
-        Arc::clone(&self.writer).lock_owned().await
+        let guard = Arc::clone(&self.writer).lock_owned().await;
+        Turn { _guard: guard, db: self.writes.clone(), wrote: Arc::clone(&self.wrote) }
     }
+}
+
+impl Drop for SqliteStore {
+    /// Wakes the checkpointer, which then finds the store gone and closes its connection.
+    fn drop(&mut self) {
+        self.wrote.notify_one();
+    }
+}
+
+/// A pool of one connection that is never closed for age or idleness: the in-memory database
+/// lives only as long as it, and the writing connection's page cache is worth keeping.
+fn single_connection() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
 }
 
 /// Counts a writer as waiting while it exists (also when its wait is cancelled).
@@ -164,7 +226,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
-        let _turn = self.turn().await;
+        let turn = self.turn().await;
         let row = sqlx::query(concat!(
             "INSERT INTO users (id, email, name, role, tier, trial_ends_at, created_at) ",
             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING ",
@@ -177,7 +239,7 @@ impl Store for SqliteStore {
         .bind(user.tier.as_str())
         .bind(user.trial_ends_at.map(db_time))
         .bind(db_time(user.created_at))
-        .fetch_one(&self.pool)
+        .fetch_one(turn.db())
         .await
         .map_err(from_sqlx)?;
         user_from_row(&row)
@@ -217,7 +279,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
-        let _turn = self.turn().await;
+        let turn = self.turn().await;
         let row = sqlx::query(concat!(
             "INSERT INTO api_keys (id, key_hash, user_id, label, created_at) ",
             "VALUES (?1, ?2, ?3, ?4, ?5) RETURNING ",
@@ -228,7 +290,7 @@ impl Store for SqliteStore {
         .bind(key.user_id.hyphenated())
         .bind(&key.label)
         .bind(db_time(key.created_at))
-        .fetch_one(&self.pool)
+        .fetch_one(turn.db())
         .await
         .map_err(from_sqlx)?;
         key_from_row(&row)
@@ -271,7 +333,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
-        let _turn = self.turn().await;
+        let turn = self.turn().await;
         // One statement, so two revocations racing still keep the first time.
         sqlx::query(concat!(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 RETURNING ",
@@ -279,7 +341,7 @@ impl Store for SqliteStore {
         ))
         .bind(db_time(at))
         .bind(id.hyphenated())
-        .fetch_optional(&self.pool)
+        .fetch_optional(turn.db())
         .await
         .map_err(from_sqlx)?
         .as_ref()
@@ -354,7 +416,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_delivery(&self, delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError> {
-        let _turn = self.turn().await;
+        let turn = self.turn().await;
         // Insert-or-nothing in one statement: two concurrent deliveries with the same id cannot
         // both be told `Recorded`.
         let result = sqlx::query(
@@ -364,7 +426,7 @@ impl Store for SqliteStore {
         .bind(&delivery.id)
         .bind(db_time(delivery.received_at))
         .bind(delivery.event_count)
-        .execute(&self.pool)
+        .execute(turn.db())
         .await
         .map_err(from_sqlx)?;
         if result.rows_affected() == 1 {
@@ -373,7 +435,7 @@ impl Store for SqliteStore {
         let applied: Option<Option<String>> =
             sqlx::query_scalar("SELECT applied_at FROM webhook_deliveries WHERE id = ?1")
                 .bind(&delivery.id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(turn.db())
                 .await
                 .map_err(from_sqlx)?;
         // Pruned between the two statements: it was applied long ago.
@@ -384,21 +446,21 @@ impl Store for SqliteStore {
     }
 
     async fn mark_delivery_applied(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
+        let turn = self.turn().await;
         sqlx::query("UPDATE webhook_deliveries SET applied_at = ?1 WHERE id = ?2")
             .bind(db_time(at))
             .bind(id)
-            .execute(&self.pool)
+            .execute(turn.db())
             .await
             .map(|_| ())
             .map_err(from_sqlx)
     }
 
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let _turn = self.turn().await;
+        let turn = self.turn().await;
         sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?1")
             .bind(db_time(before))
-            .execute(&self.pool)
+            .execute(turn.db())
             .await
             .map(|r| r.rows_affected())
             .map_err(from_sqlx)
@@ -430,13 +492,13 @@ impl Store for SqliteStore {
         vehicle_id: Uuid,
         odometer_km: f64,
     ) -> Result<Option<ChargingSession>, StoreError> {
-        let _turn = self.turn().await;
-        sqlite_sessions::set_latest_session_odometer(&self.pool, vehicle_id, odometer_km).await
+        let turn = self.turn().await;
+        sqlite_sessions::set_latest_session_odometer(turn.db(), vehicle_id, odometer_km).await
     }
 
     async fn set_electricity_rate(&self, user_id: Uuid, rate: &ElectricityRate) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
-        sqlite_sessions::set_electricity_rate(&self.pool, user_id, rate).await
+        let turn = self.turn().await;
+        sqlite_sessions::set_electricity_rate(turn.db(), user_id, rate).await
     }
 
     async fn electricity_rate(&self, user_id: Uuid) -> Result<Option<ElectricityRate>, StoreError> {
@@ -457,8 +519,8 @@ impl Store for SqliteStore {
     }
 
     async fn save_push_pending(&self, vehicle_id: Uuid, pending: &PendingPush) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
-        sqlite_push::save_push_pending(&self.pool, vehicle_id, pending).await
+        let turn = self.turn().await;
+        sqlite_push::save_push_pending(turn.db(), vehicle_id, pending).await
     }
 
     async fn record_push_attempt(
@@ -467,7 +529,7 @@ impl Store for SqliteStore {
         settled: Option<u64>,
         health: &PushHealth,
     ) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
-        sqlite_push::record_push_attempt(&self.pool, vehicle_id, settled, health).await
+        let turn = self.turn().await;
+        sqlite_push::record_push_attempt(turn.db(), vehicle_id, settled, health).await
     }
 }

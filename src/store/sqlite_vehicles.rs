@@ -5,6 +5,8 @@
 //! thread, and at a fleet where every webhook names a different vehicle those round trips, not
 //! SQLite, were most of the write-behind's cost (one per row before).
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use evconduit_actors::state::VehicleState;
 use sqlx::{Sqlite, Transaction};
@@ -38,25 +40,69 @@ pub(super) async fn upsert(
     // Serialised first: a vehicle that cannot be written fails the batch with its id.
     let data: Vec<String> = chunk.iter().map(|state| rows::vehicle_json(&state.vehicle)).collect::<Result<_, _>>()?;
     // Built from constants only (placeholders, no data): nothing to inject.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_statement(chunk.len())));
-    for (state, data) in chunk.iter().zip(data) {
+    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(upsert_statement(chunk.len())));
+    for (state, data) in chunk.iter().zip(&data) {
         query = query
             .bind(state.internal_id.hyphenated())
             .bind(state.enode_id())
             .bind(state.user_id.hyphenated())
-            .bind(data)
+            .bind(data.as_str())
             .bind(state.vehicle.last_seen.map(db_time))
             .bind(db_time(state.received_at))
             .bind(state.source.as_str())
             .bind(state.relink_required)
             .bind(db_time(now));
     }
-    query.execute(&mut **tx).await.map(drop).map_err(from_sqlx)
+    let written: Vec<String> = query.fetch_all(&mut **tx).await.map_err(from_sqlx)?;
+    if written.len() == chunk.len() {
+        return Ok(());
+    }
+    // Rows the upsert left alone: their Enode id or owner changed (or their user is gone).
+    let written: HashSet<String> = written.into_iter().collect();
+    for (state, data) in chunk.iter().zip(&data) {
+        if !written.contains(&state.internal_id.hyphenated().to_string()) {
+            replace(tx, state, data, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites every column of an existing row, identity included (see `upsert_statement`).
+async fn replace(
+    tx: &mut Transaction<'static, Sqlite>,
+    state: &VehicleState,
+    data: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE vehicles SET enode_id = ?2, user_id = ?3, data = ?4, last_seen = ?5, received_at = ?6, \
+           source = ?7, relink_required = ?8, updated_at = ?9 \
+         WHERE id = ?1 AND EXISTS (SELECT 1 FROM users WHERE users.id = ?3)",
+    )
+    .bind(state.internal_id.hyphenated())
+    .bind(state.enode_id())
+    .bind(state.user_id.hyphenated())
+    .bind(data)
+    .bind(state.vehicle.last_seen.map(db_time))
+    .bind(db_time(state.received_at))
+    .bind(state.source.as_str())
+    .bind(state.relink_required)
+    .bind(db_time(now))
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+    .map_err(from_sqlx)
 }
 
 /// `INSERT ... SELECT FROM (VALUES ...)` for `rows` vehicles. `WHERE EXISTS`: a vehicle whose user
 /// was deleted meanwhile is skipped rather than failing the batch on the foreign key (the WHERE
 /// also keeps SQLite's parser from reading ON CONFLICT as a join condition).
+///
+/// An existing row is updated here only while its Enode id and owner stay the same, which is
+/// every write the service makes: SQLite rewrites the index entries of every column named in
+/// SET, whether its value changed or not, and naming `enode_id` and `user_id` cost two index
+/// page writes per row (~20% of the webhook load's events/s at 100 000 vehicles). The ids of
+/// the rows written come back; the rare row whose identity changed is rewritten by `replace`.
 fn upsert_statement(rows: usize) -> String {
     const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let mut values = String::with_capacity(rows * (ROW.len() + 1));
@@ -73,9 +119,10 @@ fn upsert_statement(rows: usize) -> String {
          FROM (VALUES {values}) AS v \
          WHERE EXISTS (SELECT 1 FROM users WHERE users.id = v.column3) \
          ON CONFLICT (id) DO UPDATE SET \
-           enode_id = excluded.enode_id, user_id = excluded.user_id, data = excluded.data, \
-           last_seen = excluded.last_seen, received_at = excluded.received_at, \
+           data = excluded.data, last_seen = excluded.last_seen, received_at = excluded.received_at, \
            source = excluded.source, relink_required = excluded.relink_required, \
-           updated_at = excluded.updated_at"
+           updated_at = excluded.updated_at \
+         WHERE vehicles.enode_id = excluded.enode_id AND vehicles.user_id = excluded.user_id \
+         RETURNING id"
     )
 }

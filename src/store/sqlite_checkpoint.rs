@@ -1,0 +1,77 @@
+//! WAL checkpoints for the SQLite store, off the writers' path.
+//!
+//! By default the connection whose commit takes the WAL past 1000 pages copies the WAL back into
+//! the database file and syncs both, inside that commit. Under webhook load at 100 000 vehicles
+//! that made every write-behind batch's last commit take 20-25 ms, and a delivery waiting for its
+//! turn to be recorded (its acknowledgement waits for that) waited for the checkpoint too: most of
+//! an acknowledgement's latency. So the pool's connections never checkpoint
+//! (`wal_autocheckpoint=0`) and this task does it on a connection of its own, in PASSIVE mode:
+//! it takes no write lock, writers go on appending to the WAL meanwhile, and the syncs happen
+//! on its thread.
+//!
+//! A PASSIVE checkpoint cannot restart the WAL while writers keep appending, so under sustained
+//! load the file would grow without bound. Past `MAX_WAL_FRAMES` the task takes the writers' turn
+//! once and runs a RESTART checkpoint, which finishes the copy and lets the next write begin the
+//! WAL again from its start.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{Mutex, Notify};
+
+/// At most this often: each checkpoint that copies anything syncs the database file.
+const INTERVAL: Duration = Duration::from_millis(100);
+/// 64 MiB of 4 KiB pages: a few seconds of the heaviest write-behind load.
+pub(super) const MAX_WAL_FRAMES: i64 = 16 * 1024;
+/// After a failure to connect or to checkpoint: the pool's own errors say what is wrong.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Starts the checkpointer. It runs while the store's writer turn exists (`turn`), woken after
+/// each write (`wrote`).
+pub(super) fn spawn(options: SqliteConnectOptions, turn: Weak<Mutex<()>>, wrote: Weak<Notify>) {
+    tokio::spawn(async move {
+        let mut connection: Option<SqliteConnection> = None;
+        while let Some(notify) = wrote.upgrade() {
+            notify.notified().await;
+            drop(notify);
+            let Some(turn) = turn.upgrade() else { break };
+            if connection.is_none() {
+                match options.connect().await {
+                    Ok(c) => connection = Some(c),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the WAL checkpointer could not connect; retrying");
+                        tokio::time::sleep(RETRY).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(conn) = connection.as_mut() else { continue };
+            if let Err(err) = checkpoint(conn, &turn).await {
+                tracing::warn!(error = %err, "WAL checkpoint failed; retrying");
+                connection = None;
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+            drop(turn);
+            tokio::time::sleep(INTERVAL).await;
+        }
+        if let Some(conn) = connection {
+            let _ = conn.close().await;
+        }
+    });
+}
+
+/// One PASSIVE checkpoint, and a RESTART under the writers' turn if the WAL is too long.
+async fn checkpoint(conn: &mut SqliteConnection, turn: &Mutex<()>) -> Result<(), sqlx::Error> {
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await?;
+    if frames > MAX_WAL_FRAMES {
+        let _turn = turn.lock().await;
+        let (busy, frames, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await?;
+        tracing::debug!(frames, busy = busy != 0, "WAL restarted under the writers' turn");
+    }
+    Ok(())
+}
