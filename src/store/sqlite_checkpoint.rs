@@ -9,10 +9,13 @@
 //! it takes no write lock, writers go on appending to the WAL meanwhile, and the syncs happen
 //! on its thread.
 //!
-//! A PASSIVE checkpoint cannot restart the WAL while writers keep appending, so under sustained
-//! load the file would grow without bound. Past `MAX_WAL_FRAMES` the task takes the writers' turn
-//! once and runs a RESTART checkpoint, which finishes the copy and lets the next write begin the
-//! WAL again from its start.
+//! The WAL starts again from its beginning only when a write begins and finds every frame
+//! copied. Under sustained load writers append while a checkpoint copies, so that moment never
+//! comes and the file would grow without bound. Past `MAX_WAL_FRAMES` the task therefore
+//! checkpoints once under the writers' turn: nobody appends meanwhile, the copy catches up (most
+//! of it was done already, unlocked), and the next write restarts the WAL. Still PASSIVE: a
+//! reader in the middle of a long query keeps its frames, and the turn is never held waiting
+//! for it.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -63,15 +66,14 @@ pub(super) fn spawn(options: SqliteConnectOptions, turn: Weak<Mutex<()>>, wrote:
     });
 }
 
-/// One PASSIVE checkpoint, and a RESTART under the writers' turn if the WAL is too long.
+/// One PASSIVE checkpoint, and another under the writers' turn if the WAL is too long.
 async fn checkpoint(conn: &mut SqliteConnection, turn: &Mutex<()>) -> Result<(), sqlx::Error> {
-    let (_busy, frames, _copied): (i64, i64, i64) =
-        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await?;
+    const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+    let (_busy, frames, _copied): (i64, i64, i64) = sqlx::query_as(PASSIVE).fetch_one(&mut *conn).await?;
     if frames > MAX_WAL_FRAMES {
         let _turn = turn.lock().await;
-        let (busy, frames, _): (i64, i64, i64) =
-            sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await?;
-        tracing::debug!(frames, busy = busy != 0, "WAL restarted under the writers' turn");
+        let (_, frames, copied): (i64, i64, i64) = sqlx::query_as(PASSIVE).fetch_one(&mut *conn).await?;
+        tracing::debug!(frames, copied, "WAL checkpointed under the writers' turn");
     }
     Ok(())
 }
