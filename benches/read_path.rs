@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use evconduit::accounts::hash_key;
+use evconduit_actors::tier::Tier;
 use tower::ServiceExt;
 
 fn read_path(c: &mut Criterion) {
@@ -64,6 +65,36 @@ fn parts(
     });
     group.bench_function("part/board_get", |b| {
         b.iter(|| black_box(state.fleet.board().get(black_box(&v.enode_id))).expect("known vehicle"))
+    });
+    // The same steps over a different vehicle (and key) each time: what the cold memory of a
+    // large fleet adds to each.
+    let i = std::cell::Cell::new(0usize);
+    let next = || {
+        i.set((i.get() + 7919) % world.vehicles.len());
+        &world.vehicles[i.get()]
+    };
+    group.bench_function("part/authenticate_any_key", |b| {
+        b.iter(|| {
+            let v = next();
+            rt.block_on(state.accounts.authenticate(black_box(&v.key), chrono::Utc::now())).expect("known key")
+        })
+    });
+    group.bench_function("part/board_get_any_vehicle", |b| {
+        b.iter(|| {
+            let v = next();
+            black_box(state.fleet.board().get(black_box(&v.enode_id))).expect("known vehicle")
+        })
+    });
+    // As a poll does it: the vehicle just read, the owner's tier known from the caller.
+    group.bench_function("part/poll_freshness_any_vehicle", |b| {
+        b.iter(|| {
+            let v = next();
+            let now = chrono::Utc::now();
+            let entry = state.fleet.board().get(&v.enode_id).expect("known vehicle");
+            let snapshot = entry.snapshot();
+            entry.mark_read(now);
+            black_box(state.refresh.freshness_of(&entry, &snapshot.facts, Tier::Pro, now))
+        })
     });
     let entry = state.fleet.board().get(&v.enode_id).expect("known vehicle");
     group.bench_function("part/freshness", |b| {

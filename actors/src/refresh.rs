@@ -22,7 +22,7 @@ use crate::fleet::Fleet;
 use crate::freshness::{FreshnessPolicy, WebhookStream, elapsed};
 use crate::history::{EventKind, Outcome};
 use crate::ports::{Audience, Clock, Upstream, UpstreamError};
-use crate::snapshot::BoardEntry;
+use crate::snapshot::{BoardEntry, Facts};
 use crate::state::{DataSource, VehicleState};
 use crate::tier::Tier;
 use crate::vehicle::ObservationKind;
@@ -231,25 +231,19 @@ impl RefreshScheduler {
     /// How fresh the vehicle on `entry` is right now.
     pub fn freshness(&self, entry: &BoardEntry, now: DateTime<Utc>) -> Freshness {
         let snapshot = entry.snapshot();
-        let owner_tier = self.inner.audience.tier(snapshot.state.user_id);
-        self.freshness_of(entry, &snapshot.state, owner_tier, now)
+        let owner_tier = self.inner.audience.tier(snapshot.facts.user_id);
+        self.freshness_of(entry, &snapshot.facts, owner_tier, now)
     }
 
-    /// `freshness` for a state the caller already took from `entry`, owned by a user of
-    /// `owner_tier`: an HA read knows both (the snapshot it serves, the caller who owns it), and
-    /// looking them up again was a measurable part of every poll.
-    pub fn freshness_of(
-        &self,
-        entry: &BoardEntry,
-        state: &VehicleState,
-        owner_tier: Tier,
-        now: DateTime<Utc>,
-    ) -> Freshness {
-        let info = self.inner.vehicles.get(&state.internal_id).map(|i| i.clone()).unwrap_or_default();
-        let wanted = self.is_wanted(entry, state, now);
-        let age = elapsed(self.fresh_as_of(state, &info, now), now);
+    /// `freshness` for the facts of a snapshot the caller already took from `entry`, owned by a
+    /// user of `owner_tier`: an HA read knows both (the snapshot it serves, the caller who owns
+    /// it), and looking them up again was a measurable part of every poll.
+    pub fn freshness_of(&self, entry: &BoardEntry, facts: &Facts, owner_tier: Tier, now: DateTime<Utc>) -> Freshness {
+        let info = self.inner.vehicles.get(&facts.internal_id).map(|i| i.clone()).unwrap_or_default();
+        let wanted = self.is_wanted(entry, facts, now);
+        let age = elapsed(self.fresh_as_of(facts, &info, now), now);
         let stale = age > self.inner.policy.targets.for_tier(owner_tier);
-        let eligible = self.is_eligible(entry, state, &info, now);
+        let eligible = self.is_eligible(entry, facts, &info, now);
         let running = self.inner.running.load(Ordering::Acquire);
         let refresh_scheduled = running && stale && wanted && eligible;
         if refresh_scheduled {
@@ -280,23 +274,23 @@ impl RefreshScheduler {
         self.inner.policy.targets.for_tier(self.inner.audience.tier(state.user_id))
     }
 
-    fn is_wanted(&self, entry: &BoardEntry, state: &VehicleState, now: DateTime<Utc>) -> bool {
-        self.inner.policy.is_wanted(entry.last_read(), || self.inner.audience.has_push_target(state.internal_id), now)
+    fn is_wanted(&self, entry: &BoardEntry, facts: &Facts, now: DateTime<Utc>) -> bool {
+        self.inner.policy.is_wanted(entry.last_read(), || self.inner.audience.has_push_target(facts.internal_id), now)
     }
 
     /// The last moment the data was known to be current.
-    fn fresh_as_of(&self, state: &VehicleState, info: &RefreshInfo, now: DateTime<Utc>) -> DateTime<Utc> {
-        [Some(state.received_at), info.last_success, self.inner.stream.vouched_until(state.received_at, now)]
+    fn fresh_as_of(&self, facts: &Facts, info: &RefreshInfo, now: DateTime<Utc>) -> DateTime<Utc> {
+        [Some(facts.received_at), info.last_success, self.inner.stream.vouched_until(facts.received_at, now)]
             .into_iter()
             .flatten()
             .max()
-            .unwrap_or(state.received_at)
+            .unwrap_or(facts.received_at)
     }
 
     /// Whether a refresh may be started for this vehicle at all (ignoring staleness).
-    fn is_eligible(&self, entry: &BoardEntry, state: &VehicleState, info: &RefreshInfo, now: DateTime<Utc>) -> bool {
+    fn is_eligible(&self, entry: &BoardEntry, facts: &Facts, info: &RefreshInfo, now: DateTime<Utc>) -> bool {
         // A user whose credentials are invalid gets nothing from Enode until they relink.
-        !state.relink_required
+        !facts.relink_required
             && entry.status().is_healthy()
             && !info.in_flight
             && info.retry_at.is_none_or(|at| at <= now)
@@ -354,9 +348,10 @@ impl RefreshScheduler {
                     continue;
                 }
             }
-            let state = entry.snapshot().state.clone();
+            let snapshot = entry.snapshot();
+            let (state, facts) = (&snapshot.state, &snapshot.facts);
             let info = self.inner.vehicles.get(&state.internal_id).map(|i| i.clone()).unwrap_or_default();
-            if !self.is_eligible(&entry, &state, &info, now) {
+            if !self.is_eligible(&entry, facts, &info, now) {
                 if let Some(retry_at) = info.retry_at.filter(|at| *at > now) {
                     sooner(retry_at);
                 }
@@ -366,11 +361,11 @@ impl RefreshScheduler {
             let score = if requested {
                 f64::INFINITY
             } else {
-                if !self.is_wanted(&entry, &state, now) {
+                if !self.is_wanted(&entry, facts, now) {
                     continue;
                 }
-                let target = self.target(&state);
-                let fresh_as_of = self.fresh_as_of(&state, &info, now);
+                let target = self.target(state);
+                let fresh_as_of = self.fresh_as_of(facts, &info, now);
                 let age = elapsed(fresh_as_of, now).as_secs_f64();
                 if age <= target.as_secs_f64() {
                     sooner(later(fresh_as_of, target));

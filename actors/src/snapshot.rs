@@ -13,13 +13,15 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use uuid::Uuid;
 
-use crate::state::VehicleState;
+use crate::state::{DataSource, VehicleState};
 use crate::status::{StatusView, fingerprint};
 
 /// One published version of a vehicle: its state and the bytes readers send.
 #[derive(Debug)]
 pub struct Snapshot {
     pub state: Arc<VehicleState>,
+    /// What a poll reads of `state`, copied beside the body (see `Facts`).
+    pub facts: Facts,
     /// The rendered status body.
     pub body: Bytes,
     /// A strong ETag, quotes included: the fingerprint of `body`. As `Bytes`, like the next one,
@@ -32,11 +34,43 @@ pub struct Snapshot {
     pub version: u64,
 }
 
+/// The few fields of a vehicle's state that a poll reads besides the body: who owns it, when its
+/// data arrived and from where, whether it needs a relink. `state` is an allocation of its own,
+/// and among 100 000 vehicles reaching into it cost each poll two more cache misses (about 0.3 us
+/// in `cargo bench --bench read_path`, part/snapshot_any_vehicle); the snapshot is loaded anyway.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Facts {
+    pub internal_id: Uuid,
+    pub user_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub source: DataSource,
+    pub relink_required: bool,
+}
+
+impl Facts {
+    fn of(state: &VehicleState) -> Self {
+        Self {
+            internal_id: state.internal_id,
+            user_id: state.user_id,
+            received_at: state.received_at,
+            source: state.source,
+            relink_required: state.relink_required,
+        }
+    }
+}
+
 impl Snapshot {
     /// Renders a first snapshot of `state`.
     pub fn render(state: Arc<VehicleState>) -> Self {
         let body = Bytes::from(StatusView::new(&state).to_bytes());
-        Self { etag: etag_of(&body), last_modified: last_modified(&state), body, state, version: 1 }
+        Self {
+            etag: etag_of(&body),
+            last_modified: last_modified(&state),
+            facts: Facts::of(&state),
+            body,
+            state,
+            version: 1,
+        }
     }
 
     /// The snapshot that follows `self` for `state`. When the body would not change (a repeated
@@ -46,6 +80,7 @@ impl Snapshot {
         if body == self.body.as_ref() {
             return Self {
                 last_modified: last_modified(&state),
+                facts: Facts::of(&state),
                 state,
                 body: self.body.clone(),
                 etag: self.etag.clone(),
@@ -53,7 +88,14 @@ impl Snapshot {
             };
         }
         let body = Bytes::from(body);
-        Self { etag: etag_of(&body), last_modified: last_modified(&state), body, state, version: self.version + 1 }
+        Self {
+            etag: etag_of(&body),
+            last_modified: last_modified(&state),
+            facts: Facts::of(&state),
+            body,
+            state,
+            version: self.version + 1,
+        }
     }
 
     /// Whether what readers see differs from `other` (pushes and sessions care; timestamps alone do not).
@@ -334,6 +376,22 @@ mod tests {
         // One from before 1970 is 1970.
         state.vehicle.last_seen = Some(at("1900-01-01T00:00:00Z"));
         assert_eq!(Snapshot::render(Arc::new(state)).last_modified, "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn facts_follow_the_state_whether_the_body_changes_or_not() {
+        let first = snapshot("enode-1", Uuid::new_v4());
+        assert_eq!(first.facts, Facts::of(&first.state));
+        let mut later = (*first.state).clone();
+        later.received_at += chrono::Duration::seconds(5);
+        later.source = DataSource::Refresh;
+        let same_body = first.next(Arc::new(later.clone()));
+        assert!(!same_body.body_changed_from(&first));
+        assert_eq!((same_body.facts.received_at, same_body.facts.source), (later.received_at, DataSource::Refresh));
+        later.relink_required = true;
+        let changed = first.next(Arc::new(later.clone()));
+        assert!(changed.facts.relink_required);
+        assert_eq!(changed.facts, Facts::of(&later));
     }
 
     #[test]

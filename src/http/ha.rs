@@ -148,7 +148,7 @@ async fn status(
         Response::new(Body::from(snapshot.body.clone()))
     };
     // The caller owns the vehicle (checked above), so their tier is the owner's.
-    let freshness = app.refresh.freshness_of(&entry, &snapshot.state, caller.user.effective_tier(now), now);
+    let freshness = app.refresh.freshness_of(&entry, &snapshot.facts, caller.user.effective_tier(now), now);
     freshness_headers(response.headers_mut(), &entry, &snapshot, &freshness);
     Ok(response)
 }
@@ -183,7 +183,7 @@ fn owned_snapshot(
     let not_found = || ApiError::NotFound("vehicle not found");
     let entry = app.fleet.board().get(vehicle_id).ok_or_else(not_found)?;
     let snapshot = entry.snapshot();
-    if snapshot.state.user_id != *user_id {
+    if snapshot.facts.user_id != *user_id {
         return Err(not_found());
     }
     Ok((entry, snapshot))
@@ -193,7 +193,6 @@ fn owned_snapshot(
 /// how long since it was known current (`Age`), its source, whether it is stale and whether a
 /// refresh is coming.
 fn freshness_headers(headers: &mut HeaderMap, entry: &BoardEntry, snapshot: &Snapshot, freshness: &Freshness) {
-    let state = &snapshot.state;
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     // Both rendered with the snapshot (see there), shared rather than copied.
@@ -204,7 +203,7 @@ fn freshness_headers(headers: &mut HeaderMap, entry: &BoardEntry, snapshot: &Sna
         headers.insert(LAST_MODIFIED, modified);
     }
     headers.insert(axum::http::header::AGE, HeaderValue::from(freshness.age_secs));
-    headers.insert(DATA_SOURCE, HeaderValue::from_static(state.source.as_str()));
+    headers.insert(DATA_SOURCE, HeaderValue::from_static(snapshot.facts.source.as_str()));
     headers.insert(DATA_STALE, HeaderValue::from_static(if freshness.stale { "true" } else { "false" }));
     headers.insert(
         REFRESH_SCHEDULED,
