@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, Notify};
 /// At most this often: each checkpoint that copies anything syncs the database file.
 const INTERVAL: Duration = Duration::from_millis(100);
 /// 64 MiB of 4 KiB pages: a few seconds of the heaviest write-behind load.
-pub(super) const MAX_WAL_FRAMES: i64 = 16 * 1024;
+const MAX_WAL_FRAMES: i64 = 16 * 1024;
 /// After a failure to connect or to checkpoint: the pool's own errors say what is wrong.
 const RETRY: Duration = Duration::from_secs(5);
 
