@@ -37,7 +37,7 @@ pub struct Snapshot {
 /// The few fields of a vehicle's state that a poll reads besides the body: who owns it, when its
 /// data arrived and from where, whether it needs a relink. `state` is an allocation of its own,
 /// and among 100 000 vehicles reaching into it cost each poll two more cache misses (about 0.3 us
-/// in `cargo bench --bench read_path`, part/snapshot_any_vehicle); the snapshot is loaded anyway.
+/// in `cargo bench --bench read_path`, status/100000); the snapshot is loaded anyway.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Facts {
     pub internal_id: Uuid,
@@ -63,14 +63,7 @@ impl Snapshot {
     /// Renders a first snapshot of `state`.
     pub fn render(state: Arc<VehicleState>) -> Self {
         let body = Bytes::from(StatusView::new(&state).to_bytes());
-        Self {
-            etag: etag_of(&body),
-            last_modified: last_modified(&state),
-            facts: Facts::of(&state),
-            body,
-            state,
-            version: 1,
-        }
+        Self::assemble(state, etag_of(&body), body, 1)
     }
 
     /// The snapshot that follows `self` for `state`. When the body would not change (a repeated
@@ -78,24 +71,15 @@ impl Snapshot {
     pub fn next(&self, state: Arc<VehicleState>) -> Self {
         let body = StatusView::new(&state).to_bytes();
         if body == self.body.as_ref() {
-            return Self {
-                last_modified: last_modified(&state),
-                facts: Facts::of(&state),
-                state,
-                body: self.body.clone(),
-                etag: self.etag.clone(),
-                version: self.version,
-            };
+            return Self::assemble(state, self.etag.clone(), self.body.clone(), self.version);
         }
         let body = Bytes::from(body);
-        Self {
-            etag: etag_of(&body),
-            last_modified: last_modified(&state),
-            facts: Facts::of(&state),
-            body,
-            state,
-            version: self.version + 1,
-        }
+        Self::assemble(state, etag_of(&body), body, self.version + 1)
+    }
+
+    /// A snapshot of `state` with this body: what follows from the state alone is derived here.
+    fn assemble(state: Arc<VehicleState>, etag: Bytes, body: Bytes, version: u64) -> Self {
+        Self { last_modified: last_modified(&state), facts: Facts::of(&state), state, body, etag, version }
     }
 
     /// Whether what readers see differs from `other` (pushes and sessions care; timestamps alone do not).

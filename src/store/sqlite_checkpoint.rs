@@ -40,17 +40,17 @@ pub(super) fn spawn(options: SqliteConnectOptions, turn: Weak<Mutex<()>>, wrote:
             notify.notified().await;
             drop(notify);
             let Some(turn) = turn.upgrade() else { break };
-            if connection.is_none() {
-                match options.connect().await {
-                    Ok(c) => connection = Some(c),
+            let conn = match connection.as_mut() {
+                Some(conn) => conn,
+                None => match options.connect().await {
+                    Ok(conn) => connection.insert(conn),
                     Err(err) => {
                         tracing::warn!(error = %err, "the WAL checkpointer could not connect; retrying");
                         tokio::time::sleep(RETRY).await;
                         continue;
                     }
-                }
-            }
-            let Some(conn) = connection.as_mut() else { continue };
+                },
+            };
             if let Err(err) = checkpoint(conn, &turn).await {
                 tracing::warn!(error = %err, "WAL checkpoint failed; retrying");
                 connection = None;

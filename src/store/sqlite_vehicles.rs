@@ -9,7 +9,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use evconduit_actors::state::VehicleState;
-use sqlx::{Sqlite, Transaction};
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Row, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -40,25 +42,17 @@ pub(super) async fn upsert(
     // Serialised first: a vehicle that cannot be written fails the batch with its id.
     let data: Vec<String> = chunk.iter().map(|state| rows::vehicle_json(&state.vehicle)).collect::<Result<_, _>>()?;
     // Built from constants only (placeholders, no data): nothing to inject.
-    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(upsert_statement(chunk.len())));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_statement(chunk.len())));
     for (state, data) in chunk.iter().zip(&data) {
-        query = query
-            .bind(state.internal_id.hyphenated())
-            .bind(state.enode_id())
-            .bind(state.user_id.hyphenated())
-            .bind(data.as_str())
-            .bind(state.vehicle.last_seen.map(db_time))
-            .bind(db_time(state.received_at))
-            .bind(state.source.as_str())
-            .bind(state.relink_required)
-            .bind(db_time(now));
+        query = bind_row(query, state, data, now);
     }
-    let written: Vec<String> = query.fetch_all(&mut **tx).await.map_err(from_sqlx)?;
+    let written = query.fetch_all(&mut **tx).await.map_err(from_sqlx)?;
     if written.len() == chunk.len() {
         return Ok(());
     }
     // Rows the upsert left alone: their Enode id or owner changed (or their user is gone).
-    let written: HashSet<String> = written.into_iter().collect();
+    let written: HashSet<String> =
+        written.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().map_err(from_sqlx)?;
     for (state, data) in chunk.iter().zip(&data) {
         if !written.contains(&state.internal_id.hyphenated().to_string()) {
             replace(tx, state, data, now).await?;
@@ -74,24 +68,31 @@ async fn replace(
     data: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE vehicles SET enode_id = ?2, user_id = ?3, data = ?4, last_seen = ?5, received_at = ?6, \
            source = ?7, relink_required = ?8, updated_at = ?9 \
          WHERE id = ?1 AND EXISTS (SELECT 1 FROM users WHERE users.id = ?3)",
-    )
-    .bind(state.internal_id.hyphenated())
-    .bind(state.enode_id())
-    .bind(state.user_id.hyphenated())
-    .bind(data)
-    .bind(state.vehicle.last_seen.map(db_time))
-    .bind(db_time(state.received_at))
-    .bind(state.source.as_str())
-    .bind(state.relink_required)
-    .bind(db_time(now))
-    .execute(&mut **tx)
-    .await
-    .map(drop)
-    .map_err(from_sqlx)
+    );
+    bind_row(query, state, data, now).execute(&mut **tx).await.map(drop).map_err(from_sqlx)
+}
+
+/// Binds one vehicle's nine columns, in the order both statements above name them.
+fn bind_row<'q>(
+    query: Query<'q, Sqlite, SqliteArguments>,
+    state: &'q VehicleState,
+    data: &'q str,
+    now: DateTime<Utc>,
+) -> Query<'q, Sqlite, SqliteArguments> {
+    query
+        .bind(state.internal_id.hyphenated())
+        .bind(state.enode_id())
+        .bind(state.user_id.hyphenated())
+        .bind(data)
+        .bind(state.vehicle.last_seen.map(db_time))
+        .bind(db_time(state.received_at))
+        .bind(state.source.as_str())
+        .bind(state.relink_required)
+        .bind(db_time(now))
 }
 
 /// `INSERT ... SELECT FROM (VALUES ...)` for `rows` vehicles. `WHERE EXISTS`: a vehicle whose user
