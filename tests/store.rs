@@ -741,6 +741,18 @@ async fn sqlite_checkpoints_writes_into_the_database_file() {
         assert!(Instant::now() < deadline, "only {count} of 50 rows reached the database file");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The checkpointer also says how long the WAL was (`evconduit_store_wal_bytes`): the frames
+    // these writes appended, never more than the file holds.
+    let wal_bytes = loop {
+        match store.wal_bytes() {
+            Some(0) => assert!(Instant::now() < deadline, "the WAL's length was never reported"),
+            Some(bytes) => break bytes,
+            None => panic!("a SQLite file store reports its WAL"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let wal_file = std::fs::metadata(format!("{path}-wal")).expect("the WAL file").len();
+    assert!(wal_bytes <= wal_file, "reported {wal_bytes} bytes of a {wal_file}-byte WAL");
     drop(store);
     db.drop_db().await;
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use evconduit::enode::signature;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use hdrhistogram::Histogram;
 use uuid::Uuid;
 
@@ -29,6 +31,8 @@ struct Template {
 
 pub struct WebhookLoad {
     templates: Vec<Template>,
+    /// Enode ids by position, and positions by Enode id.
+    ids: Vec<String>,
     index: std::collections::HashMap<String, usize>,
     /// Newest acknowledged `lastSeen` (Unix ms) per vehicle; 0 = untouched.
     expected: Vec<AtomicI64>,
@@ -68,7 +72,8 @@ impl WebhookLoad {
         let expected = vehicles.iter().map(|_| AtomicI64::new(0)).collect();
         // Newer than anything seeded: every event applies.
         let base_ms = Utc::now().timestamp_millis() + 60_000;
-        Self { templates, index, expected, base_ms }
+        let ids = vehicles.iter().map(|v| v.enode_id.clone()).collect();
+        Self { templates, ids, index, expected, base_ms }
     }
 
     /// One delivery's body: `batch` events on random vehicles, each with the next timestamp.
@@ -172,24 +177,30 @@ impl WebhookLoad {
 
     /// Polls the store until every acknowledged state is in it, or `deadline` passes. Returns
     /// the time taken and how many vehicles were still behind.
+    ///
+    /// Each pass asks only about the vehicles still behind (a stored state only ever moves
+    /// forward), a thousand to a statement: short reads, like any reader the service has. A
+    /// scan of the whole table every 50 ms kept a read snapshot open most of the time, and a
+    /// WAL in use by a reader cannot start over: during the catch-up it grew to 250 MB, every
+    /// page lookup searching it. The time is taken when the last statement of the pass that
+    /// found nothing behind returned its first row: its snapshot was fixed by then, and every
+    /// earlier statement's before it, so everything was stored by then.
     pub async fn wait_caught_up(&self, backend: Backend, url: &str, deadline: Duration) -> (Option<Duration>, usize) {
         let started = Instant::now();
         let db = StoredTimes::connect(backend, url).await;
+        let mut behind: Vec<usize> =
+            (0..self.expected.len()).filter(|&i| self.expected[i].load(Ordering::Relaxed) > 0).collect();
         loop {
-            let stored = db.last_seen().await;
-            let mut behind = 0;
-            for (enode_id, ms) in &stored {
-                if let Some(&i) = self.index.get(enode_id)
-                    && *ms < self.expected[i].load(Ordering::Relaxed)
-                {
-                    behind += 1;
-                }
-            }
-            if behind == 0 {
-                return (Some(started.elapsed()), 0);
+            let ids: Vec<&str> = behind.iter().map(|&i| self.ids[i].as_str()).collect();
+            let (stored, snapshot_at) = db.last_seen(&ids).await;
+            behind.retain(|&i| {
+                stored.get(self.ids[i].as_str()).is_none_or(|&ms| ms < self.expected[i].load(Ordering::Relaxed))
+            });
+            if behind.is_empty() {
+                return (Some(snapshot_at.saturating_duration_since(started)), 0);
             }
             if started.elapsed() > deadline {
-                return (None, behind);
+                return (None, behind.len());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -203,12 +214,15 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-/// Reads the stored `last_seen` of every vehicle straight from the database (the service has no
-/// endpoint for it, and asking the service would measure the service).
+/// Reads stored `last_seen` values straight from the database (the service has no endpoint for
+/// it, and asking the service would measure the service).
 enum StoredTimes {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
 }
+
+/// Vehicles per statement.
+const CHUNK: usize = 1000;
 
 impl StoredTimes {
     async fn connect(backend: Backend, url: &str) -> Self {
@@ -218,13 +232,33 @@ impl StoredTimes {
         }
     }
 
-    async fn last_seen(&self) -> Vec<(String, i64)> {
-        const QUERY: &str = "SELECT enode_id, last_seen FROM vehicles";
-        let rows: Vec<(String, Option<DateTime<Utc>>)> = match self {
-            Self::Sqlite(pool) => sqlx::query_as(QUERY).fetch_all(pool).await,
-            Self::Postgres(pool) => sqlx::query_as(QUERY).fetch_all(pool).await,
+    /// The stored `last_seen` (Unix ms; 0 when none) of the vehicles named, and the moment the
+    /// last statement returned its first row (by which its read snapshot was taken).
+    async fn last_seen(&self, ids: &[&str]) -> (std::collections::HashMap<String, i64>, Instant) {
+        let mut stored = std::collections::HashMap::with_capacity(ids.len());
+        let mut snapshot_at = Instant::now();
+        for chunk in ids.chunks(CHUNK) {
+            let mut rows: BoxStream<'_, sqlx::Result<(String, Option<DateTime<Utc>>)>> = match self {
+                Self::Sqlite(pool) => {
+                    let names = serde_json::to_string(chunk).expect("ids serialise");
+                    sqlx::query_as(
+                        "SELECT enode_id, last_seen FROM vehicles WHERE enode_id IN (SELECT value FROM json_each(?1))",
+                    )
+                    .bind(names)
+                    .fetch(pool)
+                }
+                Self::Postgres(pool) => sqlx::query_as("SELECT enode_id, last_seen FROM vehicles WHERE enode_id = ANY($1)")
+                    .bind(chunk.to_vec())
+                    .fetch(pool),
+            };
+            let mut first_row_at = None;
+            while let Some(row) = rows.next().await {
+                let (id, at) = row.expect("read stored vehicles");
+                first_row_at.get_or_insert_with(Instant::now);
+                stored.insert(id, at.map_or(0, |t| t.timestamp_millis()));
+            }
+            snapshot_at = first_row_at.unwrap_or_else(Instant::now);
         }
-        .expect("read stored vehicles");
-        rows.into_iter().map(|(id, at)| (id, at.map_or(0, |t| t.timestamp_millis()))).collect()
+        (stored, snapshot_at)
     }
 }

@@ -66,6 +66,11 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<(), StoreError>;
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// How long the write-ahead log was at its last checkpoint, in bytes, for a store that keeps
+    /// one of its own (SQLite); None for a database server, which watches its own.
+    fn wal_bytes(&self) -> Option<u64> {
+        None
+    }
 
     // Users.
     /// Fails with `Conflict` when the id or the email is taken (emails compare case-insensitively).

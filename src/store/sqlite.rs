@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -66,6 +66,8 @@ pub struct SqliteStore {
     writers_waiting: Arc<AtomicUsize>,
     /// Told when a turn ends, i.e. after a write: wakes the WAL checkpointer (sqlite_checkpoint.rs).
     wrote: Arc<Notify>,
+    /// The WAL's length at the checkpointer's last look; 0 until it has looked (and in memory).
+    wal_bytes: Arc<AtomicU64>,
 }
 
 /// A writer's turn (see `SqliteStore::writer`): held until the write is committed. Writes go
@@ -132,7 +134,12 @@ impl SqliteStore {
             .await
             .map_err(from_sqlx)?;
         let store = Self::new(reads, writes);
-        sqlite_checkpoint::spawn(checkpointer, Arc::downgrade(&store.writer), Arc::downgrade(&store.wrote));
+        sqlite_checkpoint::spawn(
+            checkpointer,
+            Arc::downgrade(&store.writer),
+            Arc::downgrade(&store.wrote),
+            Arc::downgrade(&store.wal_bytes),
+        );
         Ok(store)
     }
 
@@ -143,6 +150,7 @@ impl SqliteStore {
             writer: Arc::new(tokio::sync::Mutex::new(())),
             writers_waiting: Arc::default(),
             wrote: Arc::default(),
+            wal_bytes: Arc::default(),
         }
     }
 
@@ -219,6 +227,10 @@ impl Store for SqliteStore {
         let (_turn, mut tx) = self.begin_write().await?;
         MIGRATOR.run_direct(None, &mut *tx, false).await.map_err(from_migrate)?;
         tx.commit().await.map_err(from_sqlx)
+    }
+
+    fn wal_bytes(&self) -> Option<u64> {
+        Some(self.wal_bytes.load(Ordering::Relaxed))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

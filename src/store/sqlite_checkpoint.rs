@@ -18,6 +18,7 @@
 //! for it.
 
 use std::sync::Weak;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -32,8 +33,14 @@ const MAX_WAL_FRAMES: i64 = 16 * 1024;
 const RETRY: Duration = Duration::from_secs(5);
 
 /// Starts the checkpointer. It runs while the store's writer turn exists (`turn`), woken after
-/// each write (`wrote`).
-pub(super) fn spawn(options: SqliteConnectOptions, turn: Weak<Mutex<()>>, wrote: Weak<Notify>) {
+/// each write (`wrote`); after each checkpoint it stores the WAL's length in bytes in `wal_bytes`
+/// (the store's metric: a WAL that keeps growing means readers pin it or writes outrun the copy).
+pub(super) fn spawn(
+    options: SqliteConnectOptions,
+    turn: Weak<Mutex<()>>,
+    wrote: Weak<Notify>,
+    wal_bytes: Weak<AtomicU64>,
+) {
     tokio::spawn(async move {
         let mut connection: Option<SqliteConnection> = None;
         while let Some(notify) = wrote.upgrade() {
@@ -51,11 +58,18 @@ pub(super) fn spawn(options: SqliteConnectOptions, turn: Weak<Mutex<()>>, wrote:
                     }
                 },
             };
-            if let Err(err) = checkpoint(conn, &turn).await {
-                tracing::warn!(error = %err, "WAL checkpoint failed; retrying");
-                connection = None;
-                tokio::time::sleep(RETRY).await;
-                continue;
+            match checkpoint(conn, &turn).await {
+                Ok(bytes) => {
+                    if let Some(gauge) = wal_bytes.upgrade() {
+                        gauge.store(bytes, Ordering::Relaxed);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "WAL checkpoint failed; retrying");
+                    connection = None;
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
             }
             drop(turn);
             tokio::time::sleep(INTERVAL).await;
@@ -66,14 +80,19 @@ pub(super) fn spawn(options: SqliteConnectOptions, turn: Weak<Mutex<()>>, wrote:
     });
 }
 
-/// One PASSIVE checkpoint, and another under the writers' turn if the WAL is too long.
-async fn checkpoint(conn: &mut SqliteConnection, turn: &Mutex<()>) -> Result<(), sqlx::Error> {
+/// One PASSIVE checkpoint, and another under the writers' turn if the WAL is too long. Returns
+/// the WAL's length in bytes (its frames, copied or not; the file itself is reused, not shrunk).
+async fn checkpoint(conn: &mut SqliteConnection, turn: &Mutex<()>) -> Result<u64, sqlx::Error> {
     const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
-    let (_busy, frames, _copied): (i64, i64, i64) = sqlx::query_as(PASSIVE).fetch_one(&mut *conn).await?;
+    let (_busy, mut frames, _copied): (i64, i64, i64) = sqlx::query_as(PASSIVE).fetch_one(&mut *conn).await?;
     if frames > MAX_WAL_FRAMES {
         let _turn = turn.lock().await;
-        let (_, frames, copied): (i64, i64, i64) = sqlx::query_as(PASSIVE).fetch_one(&mut *conn).await?;
-        tracing::debug!(frames, copied, "WAL checkpointed under the writers' turn");
+        let started = std::time::Instant::now();
+        let copied: i64;
+        (_, frames, copied) = sqlx::query_as::<_, (i64, i64, i64)>(PASSIVE).fetch_one(&mut *conn).await?;
+        tracing::debug!(frames, copied, held = ?started.elapsed(), "WAL checkpointed under the writers' turn");
     }
-    Ok(())
+    // A frame is one page plus its 24-byte header.
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *conn).await?;
+    Ok(u64::try_from(frames.max(0) * (page_size + 24)).unwrap_or(0))
 }

@@ -62,6 +62,8 @@ async fn metrics_are_served_on_their_own_listener() {
     );
     assert!(sample(&text, "evconduit_store_write_behind_backlog").is_some());
     assert!(sample(&text, "evconduit_store_writes_total").is_some());
+    // SQLite's WAL: present from the start, its length once the checkpointer has looked.
+    assert!(sample(&text, "evconduit_store_wal_bytes").is_some(), "{text}");
     assert_eq!(sample(&text, "evconduit_vehicle_data_age_seconds_count"), Some(2.0));
     assert_eq!(sample(&text, r#"evconduit_vehicles_by_source{source="webhook"}"#), Some(2.0));
     app.stop().await;
