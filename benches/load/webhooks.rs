@@ -31,9 +31,8 @@ struct Template {
 
 pub struct WebhookLoad {
     templates: Vec<Template>,
-    /// Enode ids by position, and positions by Enode id.
+    /// Enode ids by position.
     ids: Vec<String>,
-    index: std::collections::HashMap<String, usize>,
     /// Newest acknowledged `lastSeen` (Unix ms) per vehicle; 0 = untouched.
     expected: Vec<AtomicI64>,
     base_ms: i64,
@@ -68,12 +67,11 @@ impl WebhookLoad {
                 Template { parts: event.split(&hole).map(str::to_owned).collect() }
             })
             .collect();
-        let index = vehicles.iter().enumerate().map(|(i, v)| (v.enode_id.clone(), i)).collect();
         let expected = vehicles.iter().map(|_| AtomicI64::new(0)).collect();
         // Newer than anything seeded: every event applies.
         let base_ms = Utc::now().timestamp_millis() + 60_000;
         let ids = vehicles.iter().map(|v| v.enode_id.clone()).collect();
-        Self { templates, ids, index, expected, base_ms }
+        Self { templates, ids, expected, base_ms }
     }
 
     /// One delivery's body: `batch` events on random vehicles, each with the next timestamp.
@@ -190,13 +188,18 @@ impl WebhookLoad {
         let db = StoredTimes::connect(backend, url).await;
         let mut behind: Vec<usize> =
             (0..self.expected.len()).filter(|&i| self.expected[i].load(Ordering::Relaxed) > 0).collect();
+        let (mut passes, mut checking) = (0, Duration::ZERO);
         loop {
             let ids: Vec<&str> = behind.iter().map(|&i| self.ids[i].as_str()).collect();
+            let pass = Instant::now();
             let (stored, snapshot_at) = db.last_seen(&ids).await;
+            passes += 1;
+            checking += pass.elapsed();
             behind.retain(|&i| {
                 stored.get(self.ids[i].as_str()).is_none_or(|&ms| ms < self.expected[i].load(Ordering::Relaxed))
             });
             if behind.is_empty() {
+                eprintln!("load: the store was checked in {passes} passes ({checking:.1?} of queries)");
                 return (Some(snapshot_at.saturating_duration_since(started)), 0);
             }
             if started.elapsed() > deadline {
