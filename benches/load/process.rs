@@ -36,7 +36,8 @@ impl Server {
             None => Command::new(program),
         };
         command.args(args).current_dir(dir).env_clear().stdin(Stdio::null()).stdout(Stdio::null());
-        for var in ["PATH", "HOME", "TMPDIR"] {
+        // GLIBC_TUNABLES too, so an allocator setting can be measured on the servers.
+        for var in ["PATH", "HOME", "TMPDIR", "GLIBC_TUNABLES"] {
             if let Some(value) = std::env::var_os(var) {
                 command.env(var, value);
             }
