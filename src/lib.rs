@@ -4,6 +4,7 @@
 //! `evconduit-actors` crate (who owns each vehicle's state). See DESIGN.md for the data flow.
 
 pub mod accounts;
+pub mod allocator;
 pub mod app;
 pub mod audience;
 pub mod cli;

@@ -10,6 +10,7 @@ use evconduit::demo::DemoArgs;
 use evconduit::telemetry;
 
 fn main() -> ExitCode {
+    evconduit::allocator::tune();
     let cli = Cli::parse();
     let loaded = match Config::load() {
         Ok(loaded) => loaded,

@@ -250,9 +250,11 @@ impl StoredTimes {
                     .bind(names)
                     .fetch(pool)
                 }
-                Self::Postgres(pool) => sqlx::query_as("SELECT enode_id, last_seen FROM vehicles WHERE enode_id = ANY($1)")
-                    .bind(chunk.to_vec())
-                    .fetch(pool),
+                Self::Postgres(pool) => {
+                    sqlx::query_as("SELECT enode_id, last_seen FROM vehicles WHERE enode_id = ANY($1)")
+                        .bind(chunk.to_vec())
+                        .fetch(pool)
+                }
             };
             let mut first_row_at = None;
             while let Some(row) = rows.next().await {

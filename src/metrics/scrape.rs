@@ -192,7 +192,9 @@ impl Scrape {
             s.last_flush_micros as f64 / 1e6,
         )?;
         match self.state.store.wal_bytes() {
-            Some(bytes) => gauge(enc, "store_wal_bytes", "The SQLite write-ahead log's length at its last checkpoint", bytes),
+            Some(bytes) => {
+                gauge(enc, "store_wal_bytes", "The SQLite write-ahead log's length at its last checkpoint", bytes)
+            }
             None => Ok(()),
         }
     }
