@@ -34,11 +34,19 @@ pub(super) async fn load_open_sessions(pool: &SqlitePool) -> Result<Vec<Charging
     .collect()
 }
 
+/// Rows per upsert statement: 21 parameters each, far below SQLite's 32 766.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Writes a batch in one transaction. Upserts go many to a statement: every charging vehicle's
+/// session moves on each update, and all of them open at once on the first start with a fleet
+/// (a quarter of the load harness's 100 000 vehicles), so batches are not small; one statement,
+/// one round trip to sqlx's worker thread, per row held the writers' turn for most of a second.
 pub(super) async fn write_sessions(
     mut tx: Transaction<'static, Sqlite>,
     batch: &[SessionWrite],
 ) -> Result<(), StoreError> {
     let now = db_time(Utc::now());
+    let mut upserts = Vec::with_capacity(batch.len());
     for write in batch {
         match write {
             SessionWrite::Delete(id) => {
@@ -48,26 +56,14 @@ pub(super) async fn write_sessions(
                     .await
                     .map_err(from_sqlx)?;
             }
-            SessionWrite::Upsert(s) => {
-                // `WHERE EXISTS`: the session of a user deleted meanwhile is skipped, not a failed
-                // batch. The update leaves `odometer_km` (the user may have corrected it) and
-                // `created_at` alone.
-                sqlx::query(
-                    "INSERT INTO charging_sessions (id, user_id, vehicle_id, enode_vehicle_id, start_time, end_time, \
-                       battery_level_start, battery_level_end, battery_capacity_kwh, energy_added_kwh, max_rate_kw, \
-                       avg_rate_kw, rate_samples, location_lat, location_lon, odometer_km, cost_per_kwh, currency, \
-                       total_cost, created_at, updated_at) \
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21 \
-                     WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2) \
-                     ON CONFLICT (id) DO UPDATE SET \
-                       end_time = excluded.end_time, battery_level_start = excluded.battery_level_start, \
-                       battery_level_end = excluded.battery_level_end, \
-                       battery_capacity_kwh = excluded.battery_capacity_kwh, \
-                       energy_added_kwh = excluded.energy_added_kwh, max_rate_kw = excluded.max_rate_kw, \
-                       avg_rate_kw = excluded.avg_rate_kw, rate_samples = excluded.rate_samples, \
-                       cost_per_kwh = excluded.cost_per_kwh, currency = excluded.currency, \
-                       total_cost = excluded.total_cost, updated_at = excluded.updated_at",
-                )
+            SessionWrite::Upsert(session) => upserts.push(session.as_ref()),
+        }
+    }
+    for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+        // Built from constants only (placeholders, no data): nothing to inject.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_statement(chunk.len())));
+        for s in chunk {
+            query = query
                 .bind(s.id.hyphenated())
                 .bind(s.user_id.hyphenated())
                 .bind(s.vehicle_id.hyphenated())
@@ -88,14 +84,36 @@ pub(super) async fn write_sessions(
                 .bind(&s.currency)
                 .bind(s.total_cost)
                 .bind(db_time(s.created_at))
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-            }
+                .bind(now);
         }
+        query.execute(&mut *tx).await.map_err(from_sqlx)?;
     }
     tx.commit().await.map_err(from_sqlx)
+}
+
+/// `INSERT ... SELECT FROM (VALUES ...)` for `rows` sessions. `WHERE EXISTS`: the session of a
+/// user deleted meanwhile is skipped, not a failed batch (the WHERE also keeps SQLite's parser
+/// from reading ON CONFLICT as a join condition). The update leaves `odometer_km` (the user may
+/// have corrected it) and `created_at` alone.
+fn upsert_statement(rows: usize) -> String {
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let values = vec![ROW; rows].join(",");
+    format!(
+        "INSERT INTO charging_sessions ({}, updated_at) \
+         SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, \
+           column11, column12, column13, column14, column15, column16, column17, column18, column19, column20, \
+           column21 \
+         FROM (VALUES {values}) AS v \
+         WHERE EXISTS (SELECT 1 FROM users WHERE users.id = v.column2) \
+         ON CONFLICT (id) DO UPDATE SET \
+           end_time = excluded.end_time, battery_level_start = excluded.battery_level_start, \
+           battery_level_end = excluded.battery_level_end, battery_capacity_kwh = excluded.battery_capacity_kwh, \
+           energy_added_kwh = excluded.energy_added_kwh, max_rate_kw = excluded.max_rate_kw, \
+           avg_rate_kw = excluded.avg_rate_kw, rate_samples = excluded.rate_samples, \
+           cost_per_kwh = excluded.cost_per_kwh, currency = excluded.currency, \
+           total_cost = excluded.total_cost, updated_at = excluded.updated_at",
+        session_columns!()
+    )
 }
 
 pub(super) async fn list_sessions(

@@ -8,6 +8,7 @@ conformance!(
     sessions_round_trip_and_only_open_ones_restore,
     session_upsert_keeps_odometer_and_created_at,
     session_deletes_and_missing_users,
+    session_batches_of_thousands,
     session_list_filters_orders_and_limits,
     latest_session_gets_the_odometer,
     electricity_rates_round_trip_and_replace,
@@ -107,6 +108,46 @@ async fn session_deletes_and_missing_users(db: &TestDatabase) {
         .await
         .expect("a delete of nothing and a missing user do not fail the batch");
     assert_eq!(store.load_open_sessions().await.expect("open"), vec![kept]);
+}
+
+/// A first start with a fleet opens a session for every charging vehicle at once: one batch of
+/// thousands, written many rows to a statement. Every row lands with its own values, NULLs
+/// included, a missing user's row is skipped, and a second batch updates them all.
+async fn session_batches_of_thousands(db: &TestDatabase) {
+    let store = open(db).await;
+    let user = create_user(store.as_ref(), "fleet@example.com").await;
+    let mut sessions: Vec<ChargingSession> = (0..1234)
+        .map(|i| {
+            let mut s = session(user.id, Uuid::new_v4(), "2026-03-01T18:00:00Z");
+            s.battery_level_start = f64::from(i % 100);
+            s.rate_samples = i;
+            if i % 3 == 0 {
+                s.location_lat = None;
+                s.max_rate_kw = None;
+            }
+            s
+        })
+        .collect();
+    let orphan = session(Uuid::new_v4(), Uuid::new_v4(), "2026-03-01T18:00:00Z");
+    let batch = |sessions: &[ChargingSession]| -> Vec<SessionWrite> {
+        sessions.iter().chain([&orphan]).map(|s| SessionWrite::Upsert(Box::new(s.clone()))).collect()
+    };
+    store.write_sessions(&batch(&sessions)).await.expect("write thousands");
+    let by_id = |mut list: Vec<ChargingSession>| {
+        list.sort_by_key(|s| s.id);
+        list
+    };
+    let expected = by_id(sessions.clone());
+    assert_eq!(by_id(store.load_open_sessions().await.expect("open")), expected);
+
+    for s in &mut sessions {
+        s.battery_level_end = 90.0;
+        s.end_time = Some(at("2026-03-01T20:00:00Z"));
+    }
+    store.write_sessions(&batch(&sessions)).await.expect("update thousands");
+    assert!(store.load_open_sessions().await.expect("open").is_empty());
+    let listed = store.list_sessions(user.id, None, 2000).await.expect("list");
+    assert_eq!(by_id(listed), by_id(sessions));
 }
 
 async fn session_list_filters_orders_and_limits(db: &TestDatabase) {
