@@ -6,10 +6,11 @@
 //! of it on the runtime's worker threads: under webhook load that growth (mprotect, the faults
 //! after it, sysmalloc) was about 8% of the server's CPU. The main arena grows with brk(2) in
 //! 128 KiB steps instead. With every thread on it (`cargo bench --bench load`, 100 000 vehicles,
-//! two runs each): start-up 3.0 s against 3.8-4.1 s, RSS at start 630 MB against 685 MB, after the
-//! webhook load 1.19 GB against 1.51-1.57 GB, webhook throughput unchanged. Small allocations
-//! come from each thread's own cache (tcache) without the arena's lock, so sharing one costs
-//! little even with many worker threads.
+//! two runs each, one core): start-up 2.9-3.3 s against 3.8-4.1 s, RSS at start 630 MB against
+//! 685 MB, after the webhook load 1.14-1.19 GB against 1.51-1.57 GB, webhook throughput
+//! unchanged. Small allocations come from each thread's own cache (tcache) without the arena's
+//! lock; on a machine with many cores and busy workers, where the lock could be contended (not
+//! measured here), `GLIBC_TUNABLES=glibc.malloc.arena_max=N` gives arenas back.
 
 /// Puts every thread on glibc's main arena, unless the operator chose the number of arenas
 /// (`GLIBC_TUNABLES=glibc.malloc.arena_max=N`). Call first in `main`.
