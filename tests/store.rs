@@ -459,8 +459,18 @@ async fn touch_never_goes_backwards(db: &TestDatabase) {
 
     // The same key twice in one batch, the later time first; an unknown key is ignored.
     store.touch_api_keys(&[(a.id, t3), (b.id, t1), (Uuid::new_v4(), t3), (a.id, t2)]).await.expect("touch batch");
-    assert_eq!(last_used(a).await, Some(t3));
-    assert_eq!(last_used(b).await, Some(t1));
+    assert_eq!(last_used(a.clone()).await, Some(t3));
+    assert_eq!(last_used(b.clone()).await, Some(t1));
+
+    // A minute of a busy fleet's keys: more than one statement's worth. A key's older use in a
+    // later part of the batch still changes nothing; a newer one lands wherever it is.
+    let t4 = at("2026-03-02T08:00:02Z");
+    let mut busy: Vec<(Uuid, DateTime<Utc>)> = vec![(a.id, t4)];
+    busy.extend((0..2500).map(|_| (Uuid::new_v4(), t4)));
+    busy.extend([(a.id, t3), (b.id, t4)]);
+    store.touch_api_keys(&busy).await.expect("touch a busy minute");
+    assert_eq!(last_used(a).await, Some(t4));
+    assert_eq!(last_used(b).await, Some(t4));
 }
 
 // ---- webhook deliveries -----------------------------------------------------------------------
