@@ -181,10 +181,9 @@ impl WebhookLoad {
     /// forward), thousands to a statement: short reads, like any reader the service has. A scan
     /// of the whole table every 50 ms kept a read snapshot open most of the time, and a WAL in
     /// use by a reader cannot start over: it grew to 250 MB, every page lookup searching it.
-    /// PostgreSQL compares in the database and returns only the ids still behind: it shares its
-    /// core with this harness, and returning every row cost it 3.3 s of queries in a 3.9 s
-    /// catch-up. The time is the bound `StoredTimes::behind` gives for the pass that found
-    /// nothing behind.
+    /// PostgreSQL compares in the database and returns only the ids still behind (it runs beside
+    /// this harness, so less to send and decode is less taken from it). The time is the bound
+    /// `StoredTimes::behind` gives for the pass that found nothing behind.
     pub async fn wait_caught_up(&self, backend: Backend, url: &str, deadline: Duration) -> (Option<Duration>, usize) {
         let started = Instant::now();
         let db = StoredTimes::connect(backend, url).await;
