@@ -178,6 +178,13 @@ impl Drop for SqliteStore {
     }
 }
 
+/// `(?, ?, ...)` with `columns` placeholders, `rows` times, comma-separated: the VALUES list of
+/// the many-rows-to-a-statement writes (vehicles, sessions, key use).
+pub(super) fn placeholder_rows(columns: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row.as_str(); rows].join(",")
+}
+
 /// A pool of one connection that is never closed for age or idleness: the in-memory database
 /// lives only as long as it, and the writing connection's page cache is worth keeping.
 fn single_connection() -> SqlitePoolOptions {
@@ -384,7 +391,7 @@ impl Store for SqliteStore {
         const KEYS_PER_STATEMENT: usize = 1000;
         let (_turn, mut tx) = self.begin_write().await?;
         for chunk in used.chunks(KEYS_PER_STATEMENT) {
-            let values = vec!["(?, ?)"; chunk.len()].join(",");
+            let values = placeholder_rows(2, chunk.len());
             // Built from constants only (placeholders, no data): nothing to inject.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE api_keys SET last_used_at = u.at \

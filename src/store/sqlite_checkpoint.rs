@@ -42,15 +42,16 @@ pub(super) fn spawn(
     wal_bytes: Weak<AtomicU64>,
 ) {
     tokio::spawn(async move {
-        let mut connection: Option<SqliteConnection> = None;
+        // The connection, and the size of one WAL frame in its database (fixed once it exists).
+        let mut connection: Option<(SqliteConnection, u64)> = None;
         while let Some(notify) = wrote.upgrade() {
             notify.notified().await;
             drop(notify);
             let Some(turn) = turn.upgrade() else { break };
-            let conn = match connection.as_mut() {
-                Some(conn) => conn,
-                None => match options.connect().await {
-                    Ok(conn) => connection.insert(conn),
+            let (conn, frame_bytes) = match connection.as_mut() {
+                Some(open) => open,
+                None => match connect(&options).await {
+                    Ok(open) => connection.insert(open),
                     Err(err) => {
                         tracing::warn!(error = %err, "the WAL checkpointer could not connect; retrying");
                         tokio::time::sleep(RETRY).await;
@@ -59,9 +60,9 @@ pub(super) fn spawn(
                 },
             };
             match checkpoint(conn, &turn).await {
-                Ok(bytes) => {
+                Ok(frames) => {
                     if let Some(gauge) = wal_bytes.upgrade() {
-                        gauge.store(bytes, Ordering::Relaxed);
+                        gauge.store(frames * *frame_bytes, Ordering::Relaxed);
                     }
                 }
                 Err(err) => {
@@ -74,14 +75,22 @@ pub(super) fn spawn(
             drop(turn);
             tokio::time::sleep(INTERVAL).await;
         }
-        if let Some(conn) = connection {
+        if let Some((conn, _)) = connection {
             let _ = conn.close().await;
         }
     });
 }
 
+/// The checkpointer's own connection, and the bytes of one WAL frame: a page plus its 24-byte
+/// header.
+async fn connect(options: &SqliteConnectOptions) -> Result<(SqliteConnection, u64), sqlx::Error> {
+    let mut conn = options.connect().await?;
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut conn).await?;
+    Ok((conn, u64::try_from(page_size).unwrap_or(0) + 24))
+}
+
 /// One PASSIVE checkpoint, and another under the writers' turn if the WAL is too long. Returns
-/// the WAL's length in bytes (its frames, copied or not; the file itself is reused, not shrunk).
+/// the WAL's length in frames (copied or not; the file itself is reused, not shrunk).
 async fn checkpoint(conn: &mut SqliteConnection, turn: &Mutex<()>) -> Result<u64, sqlx::Error> {
     const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
     let (_busy, mut frames, _copied): (i64, i64, i64) = sqlx::query_as(PASSIVE).fetch_one(&mut *conn).await?;
@@ -92,7 +101,5 @@ async fn checkpoint(conn: &mut SqliteConnection, turn: &Mutex<()>) -> Result<u64
         (_, frames, copied) = sqlx::query_as::<_, (i64, i64, i64)>(PASSIVE).fetch_one(&mut *conn).await?;
         tracing::debug!(frames, copied, held = ?started.elapsed(), "WAL checkpointed under the writers' turn");
     }
-    // A frame is one page plus its 24-byte header.
-    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *conn).await?;
-    Ok(u64::try_from(frames.max(0) * (page_size + 24)).unwrap_or(0))
+    Ok(u64::try_from(frames).unwrap_or(0))
 }

@@ -11,6 +11,7 @@ use super::StoreError;
 use super::errors::from_sqlx;
 use super::mapping::{rate_from_row, session_from_row};
 use super::rows::db_time;
+use super::sqlite::placeholder_rows;
 
 macro_rules! session_columns {
     () => {
@@ -96,8 +97,7 @@ pub(super) async fn write_sessions(
 /// from reading ON CONFLICT as a join condition). The update leaves `odometer_km` (the user may
 /// have corrected it) and `created_at` alone.
 fn upsert_statement(rows: usize) -> String {
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    let values = vec![ROW; rows].join(",");
+    let values = placeholder_rows(21, rows);
     format!(
         "INSERT INTO charging_sessions ({}, updated_at) \
          SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, \

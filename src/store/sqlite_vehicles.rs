@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::errors::from_sqlx;
 use super::rows::{self, db_time};
+use super::sqlite::placeholder_rows;
 
 /// Rows per upsert statement: 9 parameters each stays far below SQLite's 32 766, and a batch of
 /// 500 is five statements.
@@ -106,14 +107,7 @@ fn bind_row<'q>(
 /// vehicles). The ids of the rows written come back; the rare row whose identity changed is
 /// rewritten by `replace`.
 fn upsert_statement(rows: usize) -> String {
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    let mut values = String::with_capacity(rows * (ROW.len() + 1));
-    for i in 0..rows {
-        if i > 0 {
-            values.push(',');
-        }
-        values.push_str(ROW);
-    }
+    let values = placeholder_rows(9, rows);
     format!(
         "INSERT INTO vehicles \
            (id, enode_id, user_id, data, last_seen, received_at, source, relink_required, updated_at) \
