@@ -137,10 +137,14 @@ pub fn router(state: AppState) -> Router {
     openapi::with_spec_route(router, openapi::finish(spec))
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // Bodies here are a few hundred bytes; the webhook route reads its own (larger) limit.
-        .layer(axum::extract::DefaultBodyLimit::max(json::BODY_LIMIT))
-        .layer(axum::middleware::map_response(json_errors::json_errors))
-        // Last, so it wraps every route (and sees which one matched).
-        .layer(observe::ObserveLayer::new(state.http_metrics.clone()))
+        // One `layer` call for all three: axum boxes every route once more per call, and each
+        // box is paid on every request. Outermost first: observe sees every answer as sent.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(observe::ObserveLayer::new(state.http_metrics.clone()))
+                .layer(json_errors::JsonErrorsLayer)
+                // Bodies here are a few hundred bytes; the webhook route reads its own (larger) limit.
+                .layer(json::BodyLimitLayer),
+        )
         .with_state(state)
 }
