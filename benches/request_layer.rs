@@ -74,7 +74,9 @@ async fn run() {
 
     let routers = [&bare, &plain, &observed, &served];
     let quiet = measure_all(routers, &auth).await;
-    tracing_subscriber::registry().with(evconduit::telemetry::log_layer(LogFormat::Text, "info", std::io::sink)).init();
+    tracing_subscriber::registry()
+        .with(evconduit::telemetry::log_layer(LogFormat::Text, "info", std::io::sink, false))
+        .init();
     let logging = measure_all(routers, &auth).await;
     println!("ns/request (best of {ROUNDS} x {REQUESTS}):");
     for (name, [bare, plain, observed, served]) in [("no subscriber", quiet), ("subscriber at INFO", logging)] {

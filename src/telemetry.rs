@@ -10,6 +10,7 @@
 //! Nothing secret reaches a log line: secrets are `config::Secret` (redacted in Debug), API keys
 //! are only ever hashed, request spans carry the route template (never the raw path or headers).
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer, SpanLayer};
@@ -31,19 +32,26 @@ const SENTRY_SPANS: [&str; 2] = ["request", evconduit_actors::vehicle::ACTOR_SPA
 /// do nothing), which keeps tests that start several apps quiet and correct.
 pub fn init(format: LogFormat, default_level: &str, sentry: bool) {
     let _ = tracing_subscriber::registry()
-        .with(log_layer(format, default_level, std::io::stderr))
+        .with(log_layer(format, default_level, std::io::stderr, std::io::stderr().is_terminal()))
         .with(sentry.then(sentry_layers))
         .try_init();
 }
 
-/// The log output: `format` lines to `writer`, filtered by RUST_LOG or `default_level`.
-pub fn log_layer<S, W>(format: LogFormat, default_level: &str, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+/// The log output: `format` lines to `writer`, filtered by RUST_LOG or `default_level`. Text
+/// lines are coloured only when `colour` (stderr is a terminal): escape codes are noise in a
+/// file, a journal or a log collector.
+pub fn log_layer<S, W>(
+    format: LogFormat,
+    default_level: &str,
+    writer: W,
+    colour: bool,
+) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(colour);
     match format {
         LogFormat::Text => fmt.with_filter(filter).boxed(),
         LogFormat::Json => fmt.json().with_filter(filter).boxed(),
@@ -129,4 +137,50 @@ fn in_vehicle_actor() -> bool {
         };
         registry.span(&id).is_some_and(|span| span.scope().any(|s| s.name() == evconduit_actors::vehicle::ACTOR_SPAN))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// The text a subscriber with `log_layer(Text, .., colour)` writes for one event in a span.
+    fn text_logged(colour: bool) -> String {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let out = Arc::clone(&out);
+            move || Captured(Arc::clone(&out))
+        };
+        let subscriber = tracing_subscriber::registry().with(log_layer(LogFormat::Text, "info", writer, colour));
+        tracing::subscriber::with_default(subscriber, || {
+            let _span = tracing::info_span!("request", route = "/api/status/{vehicle_id}").entered();
+            tracing::warn!(reason = "test", "something happened");
+        });
+        let bytes = out.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_logs_are_coloured_only_when_asked() {
+        let plain = text_logged(false);
+        assert!(plain.contains("something happened") && plain.contains("route"), "{plain}");
+        assert!(!plain.contains('\x1b'), "escape codes in {plain:?}");
+        assert!(text_logged(true).contains('\x1b'));
+    }
 }

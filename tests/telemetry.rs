@@ -92,7 +92,7 @@ fn telemetry() -> &'static Telemetry {
         let guard = telemetry::init_sentry(options);
         let logs = Logs::default();
         tracing_subscriber::registry()
-            .with(telemetry::log_layer(LogFormat::Json, "debug", logs.clone()))
+            .with(telemetry::log_layer(LogFormat::Json, "debug", logs.clone(), false))
             .with(telemetry::sentry_layers())
             .init();
         Telemetry { transport, events: Mutex::new(Vec::new()), logs, _sentry: guard }
