@@ -1,12 +1,13 @@
 //! A JSON body extractor whose rejections are this API's JSON errors (axum's own are plain text,
 //! which the HA client cannot read). Malformed JSON is 400; well-formed JSON of the wrong shape is 422.
 
-use axum::extract::rejection::JsonRejection;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::Method;
 use serde::de::DeserializeOwned;
+use tower::{Layer, Service};
 
 use super::error::ApiError;
 
@@ -54,35 +55,37 @@ pub fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, A
 #[derive(Clone, Copy, Default)]
 pub struct BodyLimitLayer;
 
-impl<S: Clone> tower::Layer<S> for BodyLimitLayer {
+impl<S> Layer<S> for BodyLimitLayer {
     type Service = BodyLimit<S>;
 
     fn layer(&self, inner: S) -> BodyLimit<S> {
-        BodyLimit { limited: DefaultBodyLimit::max(BODY_LIMIT).layer(inner.clone()), plain: inner }
+        BodyLimit { inner }
     }
 }
 
 #[derive(Clone)]
 pub struct BodyLimit<S> {
-    plain: S,
-    limited: <DefaultBodyLimit as tower::Layer<S>>::Service,
+    inner: S,
 }
 
-impl<S: tower::Service<Request>> tower::Service<Request> for BodyLimit<S> {
+impl<S: Service<Request> + Clone> Service<Request> for BodyLimit<S> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        ready!(self.plain.poll_ready(cx))?;
-        self.limited.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> S::Future {
         if matches!(*request.method(), Method::GET | Method::HEAD) {
-            self.plain.call(request)
-        } else {
-            self.limited.call(request)
+            return self.inner.call(request);
         }
+        // The limit's wrapper is made here, for this request only, around the service that
+        // `poll_ready` readied (a clone takes its place): axum clones a route's whole stack for
+        // every request, and a second service kept in `self` would be cloned on every poll too.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        DefaultBodyLimit::max(BODY_LIMIT).layer(ready).call(request)
     }
 }
