@@ -62,8 +62,8 @@ struct KnownKey {
 }
 
 impl KnownKey {
-    fn new(principal: &Principal) -> Self {
-        Self { key_id: principal.key_id, user: Arc::clone(&principal.user), noted_minute: AtomicI64::new(0) }
+    fn new(key_id: Uuid, user: Arc<User>) -> Self {
+        Self { key_id, user, noted_minute: AtomicI64::new(0) }
     }
 
     fn principal(&self) -> Principal {
@@ -112,7 +112,7 @@ impl Accounts {
             // A key's user always exists (foreign key, cascading delete); if not, the key is
             // useless anyway and is left out, as the per-user listing would have.
             if let Some(user) = accounts.users.get(&key.user_id).map(|u| Arc::clone(&u)) {
-                accounts.keys.insert(key.hash, KnownKey::new(&Principal { key_id: key.id, user }));
+                accounts.keys.insert(key.hash, KnownKey::new(key.id, user));
             }
         }
         Ok(accounts)
@@ -135,7 +135,7 @@ impl Accounts {
         let principal = self.lookup_key(&hash).await;
         match &principal {
             Some(p) => {
-                self.keys.insert(hash, KnownKey::new(p));
+                self.keys.insert(hash, KnownKey::new(p.key_id, Arc::clone(&p.user)));
                 self.key_use.insert(p.key_id, now);
             }
             None => self.unknown_keys.insert(hash, ()),
@@ -215,7 +215,7 @@ impl Accounts {
             return Err(StoreError::Conflict(format!("{MAX_KEYS_PER_USER} active keys (revoke one first)")));
         }
         let (key, plaintext) = create_api_key(self.store.as_ref(), user.id, label, now).await?;
-        self.keys.insert(key.hash, KnownKey::new(&Principal { key_id: key.id, user: Arc::clone(user) }));
+        self.keys.insert(key.hash, KnownKey::new(key.id, Arc::clone(user)));
         Ok((key, plaintext))
     }
 

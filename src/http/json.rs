@@ -52,20 +52,15 @@ pub fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, A
 /// 0.2 us (`cargo bench --bench request_layer`); no route reads the body of a GET or HEAD. Routes
 /// that read their raw `Body` (the webhook, with its own larger limit) are unaffected, as with
 /// axum's layer.
-#[derive(Clone, Copy, Default)]
-pub struct BodyLimitLayer;
-
-impl<S> Layer<S> for BodyLimitLayer {
-    type Service = BodyLimit<S>;
-
-    fn layer(&self, inner: S) -> BodyLimit<S> {
-        BodyLimit { inner }
-    }
-}
-
 #[derive(Clone)]
 pub struct BodyLimit<S> {
     inner: S,
+}
+
+impl<S> BodyLimit<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
 }
 
 impl<S: Service<Request> + Clone> Service<Request> for BodyLimit<S> {

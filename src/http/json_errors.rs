@@ -17,25 +17,20 @@ use axum::http::{HeaderValue, Request, header};
 use axum::response::Response;
 use futures::future::BoxFuture;
 use serde_json::json;
-use tower::{Layer, Service};
+use tower::Service;
 
 /// Longest original message kept as `detail` (axum's rejection texts are short).
 const MAX_DETAIL: usize = 300;
 
-#[derive(Clone, Copy, Default)]
-pub struct JsonErrorsLayer;
-
-impl<S> Layer<S> for JsonErrorsLayer {
-    type Service = JsonErrors<S>;
-
-    fn layer(&self, inner: S) -> JsonErrors<S> {
-        JsonErrors { inner }
-    }
-}
-
 #[derive(Clone)]
 pub struct JsonErrors<S> {
     inner: S,
+}
+
+impl<S> JsonErrors<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
 }
 
 impl<S, B> Service<Request<B>> for JsonErrors<S>

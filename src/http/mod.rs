@@ -142,9 +142,9 @@ pub fn router(state: AppState) -> Router {
         .layer(
             tower::ServiceBuilder::new()
                 .layer(observe::ObserveLayer::new(state.http_metrics.clone()))
-                .layer(json_errors::JsonErrorsLayer)
+                .layer_fn(json_errors::JsonErrors::new)
                 // Bodies here are a few hundred bytes; the webhook route reads its own (larger) limit.
-                .layer(json::BodyLimitLayer),
+                .layer_fn(json::BodyLimit::new),
         )
         .with_state(state)
 }
