@@ -57,7 +57,7 @@ async fn run() {
     while state.fleet.board().get("bench-car").is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let body = state.fleet.board().get("bench-car").expect("car").snapshot().body.clone();
+    let body = state.fleet.board().get("bench-car").expect("car").snapshot().rendered().body.clone();
 
     let bare: Router = Router::new().route(
         "/api/status/{vehicle_id}",

@@ -1,5 +1,5 @@
 //! Webhook ingest of one 100-event delivery: the signature check, the parse, and the dispatch to
-//! the vehicle actors, measured until every actor has applied its event (merged, rendered and
+//! the vehicle actors, measured until every actor has applied its event (merged and
 //! published the snapshot). Recording the delivery id in the store is not included: that is one
 //! insert per delivery, measured by the load harness.
 

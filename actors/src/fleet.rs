@@ -198,7 +198,10 @@ impl Fleet {
     pub async fn restore(&self, store: &dyn StateStore) -> Result<usize, FleetError> {
         let states = store.load_vehicles().await?;
         let count = states.len();
-        for snapshot in render_all(states).await? {
+        // No body is rendered here: each is rendered when first read (see `Snapshot::rendered`).
+        for mut state in states {
+            state.source = DataSource::Restored;
+            let snapshot = Arc::new(Snapshot::new(Arc::new(state)));
             self.inner.context.notify(None, &snapshot);
             let id = snapshot.state.internal_id;
             self.inner.context.board.publish(snapshot);
@@ -396,35 +399,6 @@ impl Fleet {
     }
 }
 
-/// Renders every restored vehicle's first snapshot, on all cores (rendering is most of the cost of
-/// restoring a large fleet).
-async fn render_all(states: Vec<VehicleState>) -> Result<Vec<Arc<Snapshot>>, FleetError> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let per_job = states.len().div_ceil(cores).max(1);
-    let mut states = states.into_iter();
-    let mut jobs = Vec::with_capacity(cores);
-    loop {
-        let chunk: Vec<VehicleState> = states.by_ref().take(per_job).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        jobs.push(tokio::task::spawn_blocking(move || {
-            chunk
-                .into_iter()
-                .map(|mut state| {
-                    state.source = DataSource::Restored;
-                    Arc::new(Snapshot::render(Arc::new(state)))
-                })
-                .collect::<Vec<_>>()
-        }));
-    }
-    let mut snapshots = Vec::new();
-    for job in jobs {
-        snapshots.extend(job.await.map_err(|e| FleetError::Spawn(format!("rendering a snapshot failed: {e}")))?);
-    }
-    Ok(snapshots)
-}
-
 async fn spawn_vehicle(
     context: &Arc<VehicleContext>,
     entry: Arc<BoardEntry>,
@@ -580,7 +554,7 @@ impl SupervisorState {
             relink_required: false,
             charge_action: None,
         };
-        let snapshot = Arc::new(Snapshot::render(Arc::new(state)));
+        let snapshot = Arc::new(Snapshot::new(Arc::new(state)));
         self.context.write_behind.submit(VehicleWrite::Upsert(Arc::clone(&snapshot.state)));
         let id = snapshot.state.internal_id;
         self.context.notify(None, &snapshot);

@@ -322,7 +322,7 @@ mod charging {
         assert_eq!(action.state, ActionState::Pending);
         eventually("pending in the snapshot", || action_state(&fleet) == Some(ActionState::Pending)).await;
         let body: serde_json::Value =
-            serde_json::from_slice(&fleet.board().get("car").unwrap().snapshot().body).unwrap();
+            serde_json::from_slice(&fleet.board().get("car").unwrap().snapshot().rendered().body).unwrap();
         assert_eq!(body["pendingAction"]["id"], action.id.as_str());
 
         let confirmed = upstream.resolve(&action.id, ActionState::Confirmed).unwrap();
@@ -330,7 +330,7 @@ mod charging {
         fleet.action_updated(user, confirmed);
         eventually("confirmed", || action_state(&fleet) == Some(ActionState::Confirmed)).await;
         let body: serde_json::Value =
-            serde_json::from_slice(&fleet.board().get("car").unwrap().snapshot().body).unwrap();
+            serde_json::from_slice(&fleet.board().get("car").unwrap().snapshot().rendered().body).unwrap();
         assert_eq!(body["pendingAction"], serde_json::Value::Null);
         assert_eq!(body["lastAction"]["state"], "CONFIRMED");
     }

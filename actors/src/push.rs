@@ -295,7 +295,7 @@ impl ChangeListener for PushOutbox {
         let Some(target) = self.inner.targets.get(&current.state.internal_id).map(|t| Arc::clone(t.value())) else {
             return;
         };
-        target.lock().offer(current.body.clone(), current.state.received_at);
+        target.lock().offer(current.rendered().body.clone(), current.state.received_at);
         self.inner.counters.offered.fetch_add(1, Ordering::Relaxed);
         target.wake.notify_one();
         self.ensure_worker(&target);

@@ -1,11 +1,12 @@
 //! Immutable snapshots and the board readers take them from.
 //!
-//! A vehicle actor renders its status body once per state change into a `Snapshot` and swaps it
-//! onto the `SnapshotBoard`. HA reads (thousands per second) look the vehicle up by either id and
-//! clone the bytes: no actor mailbox, no lock held across an await, no database.
+//! A vehicle actor swaps a new `Snapshot` onto the `SnapshotBoard` for every state change. HA
+//! reads (thousands per second) look the vehicle up by either id and clone the bytes of its status
+//! body: no actor mailbox, no lock held across an await, no database. The body is rendered by the
+//! first reader that needs it, once per snapshot (see `Snapshot::rendered`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -16,24 +17,42 @@ use uuid::Uuid;
 use crate::state::{DataSource, VehicleState};
 use crate::status::{StatusView, fingerprint};
 
-/// One published version of a vehicle: its state and the bytes readers send.
+/// One published version of a vehicle: its state and, once someone has asked, the bytes readers
+/// send.
 #[derive(Debug)]
 pub struct Snapshot {
     pub state: Arc<VehicleState>,
     /// What a poll reads of `state`, copied beside the body (see `Facts`).
     pub facts: Facts,
-    /// The rendered status body.
-    pub body: Bytes,
-    /// A strong ETag, quotes included: the fingerprint of `body`. Kept inline, like the next one:
-    /// a poll copies them from the snapshot it has loaded anyway. As shared buffers of their own
-    /// they cost each poll four more likely cache misses among 100 000 vehicles (each buffer's
-    /// reference count, then its bytes).
-    pub etag: HeaderText,
+    /// The status body and its ETag, rendered on first use. Under webhook load a vehicle changes
+    /// more often than HA polls it (a poll every few minutes, an update every minute or less),
+    /// and rendering every state was the largest single part of applying one (9% of the server's
+    /// CPU per event); at start, rendering 100 000 restored vehicles was most of start-up. Now a
+    /// state nobody reads or is pushed is never rendered, and one that is, is rendered once.
+    rendered: OnceLock<Rendered>,
     /// `Last-Modified` as an HTTP date: when the vehicle last reported, but never after the moment
     /// the service received it and never before 1970 (vendor clocks are not to be trusted).
     pub last_modified: HeaderText,
-    /// Counts changes of `body` in this process; a new body, a new version.
+    /// Counts changes of what readers see in this process; a new body, a new version.
     pub version: u64,
+}
+
+/// A snapshot's status body and its ETag.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub body: Bytes,
+    /// A strong ETag, quotes included: the fingerprint of `body`. Kept inline, like
+    /// `last_modified`: a poll copies them from the snapshot it has loaded anyway. As shared
+    /// buffers of their own they cost each poll four more likely cache misses among 100 000
+    /// vehicles (each buffer's reference count, then its bytes).
+    pub etag: HeaderText,
+}
+
+impl Rendered {
+    fn of(state: &VehicleState) -> Self {
+        let body = Bytes::from(StatusView::new(state).to_bytes());
+        Self { etag: etag_of(&body), body }
+    }
 }
 
 /// The few fields of a vehicle's state that a poll reads besides the body: who owns it, when its
@@ -62,31 +81,35 @@ impl Facts {
 }
 
 impl Snapshot {
-    /// Renders a first snapshot of `state`.
-    pub fn render(state: Arc<VehicleState>) -> Self {
-        let body = Bytes::from(StatusView::new(&state).to_bytes());
-        Self::assemble(state, etag_of(&body), body, 1)
+    /// A vehicle's first snapshot (created, or restored at start).
+    pub fn new(state: Arc<VehicleState>) -> Self {
+        Self::assemble(state, OnceLock::new(), 1)
     }
 
-    /// The snapshot that follows `self` for `state`. When the body would not change (a repeated
-    /// webhook), the bytes, ETag and version are kept and only the state (its timestamps) moves.
+    /// The snapshot that follows `self` for `state`. When readers would see no difference (a
+    /// repeated webhook), the version and any body already rendered are kept and only the state
+    /// (its timestamps) moves.
     pub fn next(&self, state: Arc<VehicleState>) -> Self {
-        let body = StatusView::new(&state).to_bytes();
-        if body == self.body.as_ref() {
-            return Self::assemble(state, self.etag, self.body.clone(), self.version);
+        if StatusView::same(&self.state, &state) {
+            return Self::assemble(state, self.rendered.clone(), self.version);
         }
-        let body = Bytes::from(body);
-        Self::assemble(state, etag_of(&body), body, self.version + 1)
+        Self::assemble(state, OnceLock::new(), self.version + 1)
     }
 
-    /// A snapshot of `state` with this body: what follows from the state alone is derived here.
-    fn assemble(state: Arc<VehicleState>, etag: HeaderText, body: Bytes, version: u64) -> Self {
-        Self { last_modified: last_modified(&state), facts: Facts::of(&state), state, body, etag, version }
+    /// A snapshot of `state`: what follows from the state alone is derived here.
+    fn assemble(state: Arc<VehicleState>, rendered: OnceLock<Rendered>, version: u64) -> Self {
+        Self { last_modified: last_modified(&state), facts: Facts::of(&state), state, rendered, version }
+    }
+
+    /// The status body and its ETag, rendered now if no one has asked before. Readers racing for
+    /// a fresh snapshot render it once between them (the others wait for the first).
+    pub fn rendered(&self) -> &Rendered {
+        self.rendered.get_or_init(|| Rendered::of(&self.state))
     }
 
     /// Whether what readers see differs from `other` (pushes and sessions care; timestamps alone do not).
     pub fn body_changed_from(&self, other: &Snapshot) -> bool {
-        self.etag != other.etag
+        !StatusView::same(&self.state, &other.state)
     }
 }
 
@@ -377,7 +400,7 @@ mod tests {
         let mut vehicle: crate::model::Vehicle =
             serde_json::from_str(include_str!("../tests/fixtures/vehicle.json")).unwrap();
         vehicle.id = enode.to_owned();
-        Arc::new(Snapshot::render(Arc::new(VehicleState {
+        Arc::new(Snapshot::new(Arc::new(VehicleState {
             internal_id: Uuid::new_v4(),
             user_id: user,
             vehicle,
@@ -430,15 +453,15 @@ mod tests {
         let mut state = (*snapshot("enode-1", Uuid::new_v4()).state).clone();
         state.received_at = at("2026-11-25T10:00:05Z");
         state.vehicle.last_seen = Some(at("2026-11-25T09:58:07Z"));
-        assert_eq!(Snapshot::render(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 09:58:07 GMT");
+        assert_eq!(Snapshot::new(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 09:58:07 GMT");
         // A vendor clock ahead of ours, or no report at all: the time we received it.
         state.vehicle.last_seen = Some(at("2099-01-01T00:00:00Z"));
-        assert_eq!(Snapshot::render(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 10:00:05 GMT");
+        assert_eq!(Snapshot::new(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 10:00:05 GMT");
         state.vehicle.last_seen = None;
-        assert_eq!(Snapshot::render(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 10:00:05 GMT");
+        assert_eq!(Snapshot::new(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 10:00:05 GMT");
         // One from before 1970 is 1970.
         state.vehicle.last_seen = Some(at("1900-01-01T00:00:00Z"));
-        assert_eq!(Snapshot::render(Arc::new(state)).last_modified, "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(Snapshot::new(Arc::new(state)).last_modified, "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]
@@ -458,13 +481,32 @@ mod tests {
     }
 
     #[test]
+    fn bodies_are_rendered_once_when_first_asked_for() {
+        let first = snapshot("enode-1", Uuid::new_v4());
+        assert!(first.rendered.get().is_none(), "not rendered until someone reads it");
+        let body = first.rendered().body.clone();
+        assert_eq!(body, Bytes::from(StatusView::new(&first.state).to_bytes()));
+        assert_eq!(first.rendered().body.as_ptr(), body.as_ptr(), "rendered once");
+
+        let mut later = (*first.state).clone();
+        later.received_at += chrono::Duration::seconds(5);
+        let same = first.next(Arc::new(later.clone()));
+        assert_eq!(same.rendered.get().map(|r| r.body.as_ptr()), Some(body.as_ptr()), "kept, not rendered again");
+
+        later.vehicle.charge_state.battery_level = Some(63.0);
+        let changed = same.next(Arc::new(later));
+        assert!(changed.rendered.get().is_none(), "a new body waits for its first reader");
+        assert_ne!(changed.rendered().etag, first.rendered().etag);
+    }
+
+    #[test]
     fn unchanged_body_keeps_version_and_etag() {
         let first = snapshot("enode-1", Uuid::new_v4());
         let mut later = (*first.state).clone();
         later.received_at += chrono::Duration::seconds(5);
         let same = first.next(Arc::new(later.clone()));
         assert_eq!(same.version, first.version);
-        assert_eq!(same.etag, first.etag);
+        assert_eq!(same.rendered().etag, first.rendered().etag);
         later.vehicle.charge_state.battery_level = Some(63.0);
         let changed = first.next(Arc::new(later));
         assert_eq!(changed.version, first.version + 1);

@@ -32,6 +32,23 @@ impl<'a> StatusView<'a> {
         Self { state, push: Some(PushIds { id }) }
     }
 
+    /// Whether `a` and `b` give the same body: every part of the state the body is rendered
+    /// from (see `serialize` below) is equal. Checked instead of rendering both and comparing the
+    /// bytes, so a state nobody reads is never rendered; a field added to the body must be added
+    /// here (the `same_means_same_bytes` test and the debug assertion below catch a
+    /// state judged the same whose body differs).
+    pub fn same(a: &VehicleState, b: &VehicleState) -> bool {
+        let same = a.internal_id == b.internal_id
+            && a.relink_required == b.relink_required
+            && a.charge_action == b.charge_action
+            && a.vehicle == b.vehicle;
+        debug_assert!(
+            !same || StatusView::new(a).to_bytes() == StatusView::new(b).to_bytes(),
+            "same state, other body"
+        );
+        same
+    }
+
     /// Renders the body as JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serialising typed values into a Vec cannot fail: every map key is a string.
@@ -195,6 +212,38 @@ mod tests {
         let body: Value = serde_json::from_slice(&StatusView::for_push(&s, "my-id").to_bytes()).unwrap();
         assert_eq!(body["id"], "my-id");
         assert_eq!(body["enodeId"], "c6198bd9-9a25-425d-afc3-a61ee974d1a8");
+    }
+
+    #[test]
+    fn same_means_same_bytes() {
+        let base = state(false);
+        let render = |s: &VehicleState| StatusView::new(s).to_bytes();
+        // What the body does not show: the same.
+        let mut later = base.clone();
+        later.received_at += chrono::Duration::seconds(5);
+        later.source = DataSource::Refresh;
+        later.user_id = Uuid::new_v4();
+        assert!(StatusView::same(&base, &later));
+        assert_eq!(render(&base), render(&later));
+        // Each thing it shows: different, and so are the bytes.
+        let mut changes: Vec<VehicleState> = vec![state(true); 4];
+        changes[1].relink_required = false;
+        changes[1].internal_id = Uuid::new_v4();
+        changes[2].relink_required = false;
+        changes[2].vehicle.charge_state.battery_level = Some(63.0);
+        changes[3].relink_required = false;
+        changes[3].charge_action = Some(
+            serde_json::from_value(serde_json::json!({
+                "id": "a1", "userId": "u", "targetId": "c6198bd9-9a25-425d-afc3-a61ee974d1a8",
+                "targetType": "vehicle", "kind": "START", "state": "PENDING",
+                "createdAt": "2026-11-25T10:00:00Z", "updatedAt": "2026-11-25T10:00:00Z"
+            }))
+            .unwrap(),
+        );
+        for changed in &changes {
+            assert!(!StatusView::same(&base, changed));
+            assert_ne!(render(&base), render(changed));
+        }
     }
 
     #[test]

@@ -138,14 +138,15 @@ async fn status(
     let (entry, snapshot) = owned_snapshot(&app, &caller.user.id, &vehicle_id)?;
     let now = app.clock.now();
     entry.mark_read(now);
+    let rendered = snapshot.rendered();
     let not_modified = if_none_match
         .as_ref()
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| etag_matches(tags, snapshot.etag.as_str()));
+        .is_some_and(|tags| etag_matches(tags, rendered.etag.as_str()));
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Response::new(Body::from(snapshot.body.clone()))
+        Response::new(Body::from(rendered.body.clone()))
     };
     // Room for every header the answer gets, here and on its way out (content length, request
     // id): grown one insert at a time, the map was reallocated three times per poll.
@@ -202,8 +203,8 @@ fn owned_snapshot(
 fn freshness_headers(headers: &mut HeaderMap, entry: &BoardEntry, snapshot: &Snapshot, freshness: &Freshness) {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-    // Both rendered with the snapshot (see there) and copied from it.
-    if let Ok(etag) = HeaderValue::from_str(snapshot.etag.as_str()) {
+    // Both kept inline in the snapshot (see there) and copied from it; the body is rendered by now.
+    if let Ok(etag) = HeaderValue::from_str(snapshot.rendered().etag.as_str()) {
         headers.insert(ETAG, etag);
     }
     if let Ok(modified) = HeaderValue::from_str(snapshot.last_modified.as_str()) {

@@ -144,7 +144,7 @@ async fn a_change_is_pushed_once_and_an_unchanged_body_not_at_all() {
     let outbox = outbox(&store, &net, fast()).await;
     let state = sample_state("enode-1");
     let ha = net.add("http://ha/api/webhook/a", "enode-1");
-    let first = Arc::new(Snapshot::render(Arc::new(state.clone())));
+    let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     // Created and restored vehicles are not changes.
     outbox.on_change(None, &first);
     assert!(!outbox.has_target(state.internal_id));
@@ -177,7 +177,7 @@ async fn during_an_outage_only_the_newest_state_waits_and_is_sent_once() {
     let ha = net.add("http://ha/api/webhook/a", "enode-1");
     ha.answer(Answer::Fail(PushOutcome::Http5xx(500)));
     outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
-    let mut current = Arc::new(Snapshot::render(Arc::new(state.clone())));
+    let mut current = Arc::new(Snapshot::new(Arc::new(state.clone())));
     for battery in [63.0, 64.0, 65.0] {
         current = change(&outbox, &current, battery);
     }
@@ -206,7 +206,7 @@ async fn a_restart_delivers_what_was_pending_once() {
     ha.answer(Answer::Fail(PushOutcome::ConnectRefused));
     let before = outbox(&store, &net, fast()).await;
     before.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
-    let first = Arc::new(Snapshot::render(Arc::new(state.clone())));
+    let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     let second = change(&before, &first, 71.0);
     change(&before, &second, 72.0);
     before.shutdown(Duration::from_secs(5)).await;
@@ -236,7 +236,7 @@ async fn a_mismatch_is_retried_once_with_the_other_id_which_then_sticks() {
     // An old install: HA's entry holds the internal id, the registration named the Enode id.
     let ha = net.add("http://ha/api/webhook/a", &internal);
     outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
-    let first = Arc::new(Snapshot::render(Arc::new(state.clone())));
+    let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     let second = change(&outbox, &first, 66.0);
     eventually("delivered under the other id", || ha.accepted().len() == 1).await;
     assert_eq!(ha.accepted()[0]["vehicleId"], internal.as_str());
@@ -254,7 +254,7 @@ async fn a_real_mismatch_is_recorded_as_one_and_not_retried() {
     let state = sample_state("enode-1");
     let ha = net.add("http://ha/api/webhook/a", "some-other-car");
     outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
-    let first = Arc::new(Snapshot::render(Arc::new(state.clone())));
+    let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     change(&outbox, &first, 66.0);
     eventually("recorded", || store.target(state.internal_id).is_some_and(|t| t.health.consecutive_failures == 1))
         .await;
@@ -276,12 +276,12 @@ async fn a_slow_ha_does_not_hold_up_another() {
     slow.answer(Answer::Slow(Duration::from_secs(30)));
     outbox.register(registration(&slow_car, "http://slow/api/webhook/s", "slow")).await.expect("register");
     outbox.register(registration(&fast_car, "http://quick/api/webhook/q", "fast")).await.expect("register");
-    let mut s = Arc::new(Snapshot::render(Arc::new(slow_car)));
+    let mut s = Arc::new(Snapshot::new(Arc::new(slow_car)));
     for battery in [1.0, 2.0, 3.0, 4.0] {
         s = change(&outbox, &s, battery);
     }
     eventually("the slow one is in flight", || slow.attempts.load(Ordering::SeqCst) == 1).await;
-    let f = Arc::new(Snapshot::render(Arc::new(fast_car)));
+    let f = Arc::new(Snapshot::new(Arc::new(fast_car)));
     change(&outbox, &f, 50.0);
     eventually("the quick one is served meanwhile", || quick.accepted().len() == 1).await;
     assert_eq!(slow.attempts.load(Ordering::SeqCst), 1, "one delivery in flight per target");
@@ -318,7 +318,7 @@ async fn a_store_outage_delays_nothing_and_loses_nothing() {
     ha.answer(Answer::Fail(PushOutcome::Timeout));
     outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
     store.set_down(true);
-    let first = Arc::new(Snapshot::render(Arc::new(state.clone())));
+    let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     change(&outbox, &first, 80.0);
     eventually("attempted without the store", || ha.attempts.load(Ordering::SeqCst) >= 2).await;
     store.set_down(false);
@@ -340,7 +340,7 @@ async fn every_delivery_outcome_lands_in_the_vehicles_history_and_the_admin_view
     let ha = net.add("http://ha/api/webhook/a", "enode-1");
     ha.answer(Answer::Fail(PushOutcome::Http5xx(500)));
     outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
-    let first = Arc::new(Snapshot::render(Arc::new(state.clone())));
+    let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     let second = change(&outbox, &first, 70.0);
     eventually("a failure recorded", || history.last(state.internal_id, EventKind::Push).is_some()).await;
     let failed = history.last(state.internal_id, EventKind::Push).unwrap();

@@ -27,7 +27,7 @@ fn feed(detector: &SessionDetector, first: Option<Arc<Snapshot>>, states: Vec<Ve
     for state in states {
         let next = Arc::new(match &current {
             Some(previous) => previous.next(Arc::new(state)),
-            None => Snapshot::render(Arc::new(state)),
+            None => Snapshot::new(Arc::new(state)),
         });
         detector.on_change(current.as_ref(), &next);
         current = Some(next);
@@ -85,7 +85,7 @@ async fn a_restart_mid_charge_continues_the_stored_session() {
     let second = detector(&store).await;
     let mut restored = (*last.state).clone();
     restored.source = DataSource::Restored;
-    let restored = Arc::new(Snapshot::render(Arc::new(restored)));
+    let restored = Arc::new(Snapshot::new(Arc::new(restored)));
     second.on_change(None, &restored);
     feed(
         &second,
