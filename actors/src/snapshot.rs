@@ -120,10 +120,19 @@ fn etag_of(body: &[u8]) -> HeaderText {
 fn last_modified(state: &VehicleState) -> HeaderText {
     let received = state.received_at;
     let modified = state.vehicle.last_seen.unwrap_or(received).min(received).max(DateTime::UNIX_EPOCH);
-    // IMF-fixdate (RFC 9110), the one form HTTP dates are sent in: 29 characters until the year
-    // 10000.
-    HeaderText::new(&modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).unwrap_or_default()
+    // IMF-fixdate (RFC 9110), the one form HTTP dates are sent in. httpdate writes it in a tenth of
+    // the time chrono's `format` takes to interpret its pattern (this runs for every state
+    // change), for the years 1970 to 9999 only: a later one is a broken clock's, and is sent as
+    // the last second of 9999.
+    let modified = modified.min(LAST_HTTP_DATE);
+    HeaderText::new(&httpdate::fmt_http_date(modified.into())).unwrap_or_default()
 }
+
+/// The latest moment httpdate writes: 9999-12-31T23:59:59Z.
+const LAST_HTTP_DATE: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+    Some(t) => t,
+    None => DateTime::UNIX_EPOCH,
+};
 
 /// A short header value stored inline (an ETag is 18 bytes, an HTTP date 29).
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -461,7 +470,11 @@ mod tests {
         assert_eq!(Snapshot::new(Arc::new(state.clone())).last_modified, "Wed, 25 Nov 2026 10:00:05 GMT");
         // One from before 1970 is 1970.
         state.vehicle.last_seen = Some(at("1900-01-01T00:00:00Z"));
-        assert_eq!(Snapshot::new(Arc::new(state)).last_modified, "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(Snapshot::new(Arc::new(state.clone())).last_modified, "Thu, 01 Jan 1970 00:00:00 GMT");
+        // A clock past the year 9999 (a restored row, a broken clock): the last date HTTP can say.
+        state.vehicle.last_seen = None;
+        state.received_at = DateTime::from_timestamp(253_402_300_800 + 86_400 * 400, 0).unwrap();
+        assert_eq!(Snapshot::new(Arc::new(state)).last_modified, "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 
     #[test]
