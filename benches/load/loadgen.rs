@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -98,6 +99,36 @@ pub async fn closed_loop(
         })
         .collect();
     merge(tasks, duration).await
+}
+
+/// Every request once, in order, on `connections` connections (each takes the next one not yet
+/// sent): a whole fleet's first poll.
+pub async fn each_once(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, connections: usize) -> RunResult {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (requests, next) = (Arc::clone(&requests), Arc::clone(&next));
+            tokio::spawn(async move {
+                let mut hist = histogram();
+                let (mut ok, mut errors) = (0u64, 0u64);
+                let mut conn = None;
+                while let Some(request) = requests.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let (status, took) = exchange(&mut conn, addr, request).await;
+                    if (200..300).contains(&status) {
+                        ok += 1;
+                        let _ = hist.record(took.as_micros().max(1) as u64);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (ok, errors, hist)
+            })
+        })
+        .collect();
+    let mut result = merge(tasks, Duration::ZERO).await;
+    result.elapsed = started.elapsed();
+    result
 }
 
 /// Fixed total `rate` (requests/s) spread evenly over `connections`, for `duration`.

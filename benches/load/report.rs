@@ -113,6 +113,8 @@ pub struct Report {
     pub status_body_bytes: usize,
     pub startup_secs: f64,
     pub empty_startup_secs: f64,
+    /// Every vehicle read once, in order, before the rounds (the service renders each body then).
+    pub first_reads: Option<Round>,
     pub rounds: Vec<Round>,
     pub ratio_median: f64,
     pub ratio_min: f64,
@@ -242,6 +244,10 @@ impl Report {
             "| phase | req/s | p50 ms | p99 ms | p99.9 ms | errors | server cores | harness cores | vs ceiling |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        if let Some(r) = &self.first_reads {
+            row(&mut s, "ceiling, every vehicle once", &r.ceiling, "1.00");
+            row(&mut s, "evconduit, every vehicle once (renders)", &r.service, &format!("{:.2}", r.ratio));
+        }
         for (i, r) in self.rounds.iter().enumerate() {
             row(&mut s, &format!("ceiling, closed loop #{}", i + 1), &r.ceiling, "1.00");
             row(&mut s, &format!("evconduit, closed loop #{}", i + 1), &r.service, &format!("{:.2}", r.ratio));
