@@ -225,7 +225,8 @@ mod tests {
         later.user_id = Uuid::new_v4();
         assert!(StatusView::same(&base, &later));
         assert_eq!(render(&base), render(&later));
-        // Each thing it shows: different, and so are the bytes.
+        // Each thing it shows: different, and so are the bytes. The first differs by the relink
+        // flag alone, each other by one more field.
         let mut changes: Vec<VehicleState> = vec![state(true); 4];
         changes[1].relink_required = false;
         changes[1].internal_id = Uuid::new_v4();
