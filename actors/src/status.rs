@@ -3,8 +3,8 @@
 //! It is the Enode vehicle object with the contract's additions: `vehicleName`, `chargingState`,
 //! `location` as `null` when a coordinate is missing, the ids in both forms, and the legacy flat
 //! keys the old backend sent and some users' templates still read. Written with a hand-made
-//! `Serialize` so one pass over the typed vehicle produces the bytes (this runs on every state
-//! change, tens of thousands of times a second under webhook load).
+//! `Serialize` so one pass over the typed vehicle produces the bytes (this runs for every state
+//! that is read or pushed, once each).
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
