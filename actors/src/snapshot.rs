@@ -27,8 +27,9 @@ pub struct Snapshot {
     /// The status body and its ETag, rendered on first use. Under webhook load a vehicle changes
     /// more often than HA polls it (a poll every few minutes, an update every minute or less),
     /// and rendering every state was the largest single part of applying one (9% of the server's
-    /// CPU per event); at start, rendering 100 000 restored vehicles took a sixth to a third of start-up. Now a
-    /// state nobody reads or is pushed is never rendered, and one that is, is rendered once.
+    /// CPU per event); at start, rendering 100 000 restored vehicles took a sixth to a third of
+    /// start-up. Now a state nobody reads or is pushed is never rendered, and one that is, is
+    /// rendered once.
     rendered: OnceLock<Rendered>,
     /// `Last-Modified` as an HTTP date: when the vehicle last reported, but never after the moment
     /// the service received it and never before 1970 (vendor clocks are not to be trusted).
