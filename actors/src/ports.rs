@@ -71,7 +71,8 @@ impl Clock for SystemClock {
 /// vehicle never overlap and arrive in order, so a listener may keep per-vehicle state without
 /// locks of its own beyond a map. Must not block: queue work, do not perform it here.
 pub trait ChangeListener: Send + Sync + 'static {
-    /// `previous` is None when the vehicle was just created (or restored).
+    /// `previous` is None when the vehicle was just created (or restored); otherwise `current`
+    /// is its successor (`Snapshot::next`).
     fn on_change(&self, previous: Option<&Arc<Snapshot>>, current: &Arc<Snapshot>);
 }
 

@@ -108,9 +108,14 @@ impl Snapshot {
         self.rendered.get_or_init(|| Rendered::of(&self.state))
     }
 
-    /// Whether what readers see differs from `other` (pushes and sessions care; timestamps alone do not).
+    /// Whether what readers see differs from `other`, the snapshot this one followed (`next`):
+    /// pushes and sessions care; timestamps alone do not. `next` compared the states already and
+    /// counted a change in `version`, so this reads it off instead of comparing them again on every
+    /// change.
     pub fn body_changed_from(&self, other: &Snapshot) -> bool {
-        !StatusView::same(&self.state, &other.state)
+        let changed = self.version != other.version;
+        debug_assert_eq!(changed, !StatusView::same(&self.state, &other.state), "not a successor of `other`");
+        changed
     }
 }
 
@@ -130,10 +135,8 @@ fn last_modified(state: &VehicleState) -> HeaderText {
 }
 
 /// The latest moment httpdate writes: 9999-12-31T23:59:59Z.
-const LAST_HTTP_DATE: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
-    Some(t) => t,
-    None => DateTime::UNIX_EPOCH,
-};
+const LAST_HTTP_DATE: DateTime<Utc> =
+    DateTime::from_timestamp(253_402_300_799, 0).expect("a representable time (checked when compiling)");
 
 /// A short header value stored inline (an ETag is 18 bytes, an HTTP date 29).
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
