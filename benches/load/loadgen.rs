@@ -29,6 +29,25 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    fn empty() -> Self {
+        Self { ok: 0, errors: 0, elapsed: Duration::ZERO, latency: histogram() }
+    }
+
+    /// One answer: a 2xx counts with its latency, anything else (0: no answer) as an error.
+    fn count(&mut self, status: u16, latency: Duration) {
+        if (200..300).contains(&status) {
+            self.ok += 1;
+            let _ = self.latency.record(latency.as_micros().max(1) as u64);
+        } else {
+            self.errors += 1;
+        }
+    }
+
+    /// These counts as measured over `elapsed`.
+    fn over(self, elapsed: Duration) -> Self {
+        Self { elapsed, ..self }
+    }
+
     pub fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
@@ -74,8 +93,7 @@ pub async fn closed_loop(
             let requests = Arc::clone(&requests);
             tokio::spawn(async move {
                 let mut rng = Rng::new(c as u64 + 1);
-                let mut hist = histogram();
-                let (mut ok, mut errors) = (0u64, 0u64);
+                let mut result = RunResult::empty();
                 let mut conn = None;
                 loop {
                     let now = Instant::now();
@@ -86,19 +104,14 @@ pub async fn closed_loop(
                     let request = &requests[rng.below(requests.len())];
                     let (status, took) = exchange(&mut conn, addr, request).await;
                     if recording {
-                        if (200..300).contains(&status) {
-                            ok += 1;
-                            let _ = hist.record(took.as_micros().max(1) as u64);
-                        } else {
-                            errors += 1;
-                        }
+                        result.count(status, took);
                     }
                 }
-                (ok, errors, hist)
+                result
             })
         })
         .collect();
-    merge(tasks, duration).await
+    merge(tasks).await.over(duration)
 }
 
 /// Every request once, in order, on `connections` connections (each takes the next one not yet
@@ -110,25 +123,17 @@ pub async fn each_once(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, connection
         .map(|_| {
             let (requests, next) = (Arc::clone(&requests), Arc::clone(&next));
             tokio::spawn(async move {
-                let mut hist = histogram();
-                let (mut ok, mut errors) = (0u64, 0u64);
+                let mut result = RunResult::empty();
                 let mut conn = None;
                 while let Some(request) = requests.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let (status, took) = exchange(&mut conn, addr, request).await;
-                    if (200..300).contains(&status) {
-                        ok += 1;
-                        let _ = hist.record(took.as_micros().max(1) as u64);
-                    } else {
-                        errors += 1;
-                    }
+                    result.count(status, took);
                 }
-                (ok, errors, hist)
+                result
             })
         })
         .collect();
-    let mut result = merge(tasks, Duration::ZERO).await;
-    result.elapsed = started.elapsed();
-    result
+    merge(tasks).await.over(started.elapsed())
 }
 
 /// Fixed total `rate` (requests/s) spread evenly over `connections`, for `duration`.
@@ -157,27 +162,20 @@ pub async fn open_loop(
             tokio::spawn(async move {
                 let mut conn = conn;
                 let mut rng = Rng::new(c as u64 + 1_000);
-                let mut hist = histogram();
-                let (mut ok, mut errors) = (0u64, 0u64);
+                let mut result = RunResult::empty();
                 let mut intended = start + offset;
                 while intended < end {
                     wait_until(intended).await;
                     let request = &requests[rng.below(requests.len())];
                     let (status, _) = exchange(&mut conn, addr, request).await;
-                    let latency = Instant::now().saturating_duration_since(intended);
-                    if (200..300).contains(&status) {
-                        ok += 1;
-                        let _ = hist.record(latency.as_micros().max(1) as u64);
-                    } else {
-                        errors += 1;
-                    }
+                    result.count(status, Instant::now().saturating_duration_since(intended));
                     intended += interval;
                 }
-                (ok, errors, hist)
+                result
             })
         })
         .collect();
-    merge(tasks, duration).await
+    merge(tasks).await.over(duration)
 }
 
 /// Sleeps until shortly before `at`, then yields until it: tokio's timer has a 1 ms grain, which
@@ -215,13 +213,14 @@ async fn exchange(conn: &mut Option<Connection>, addr: SocketAddr, request: &[u8
     }
 }
 
-async fn merge(tasks: Vec<tokio::task::JoinHandle<(u64, u64, Histogram<u64>)>>, elapsed: Duration) -> RunResult {
-    let mut result = RunResult { ok: 0, errors: 0, elapsed, latency: histogram() };
+/// The connections' counts, summed.
+async fn merge(tasks: Vec<tokio::task::JoinHandle<RunResult>>) -> RunResult {
+    let mut result = RunResult::empty();
     for task in tasks {
-        let (ok, errors, hist) = task.await.expect("load task panicked");
-        result.ok += ok;
-        result.errors += errors;
-        result.latency.add(&hist).expect("histograms share bounds");
+        let part = task.await.expect("load task panicked");
+        result.ok += part.ok;
+        result.errors += part.errors;
+        result.latency.add(&part.latency).expect("histograms share bounds");
     }
     result
 }
