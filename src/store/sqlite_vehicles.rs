@@ -9,9 +9,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use evconduit_actors::state::VehicleState;
-use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Arguments, Row, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -19,7 +18,7 @@ use super::errors::from_sqlx;
 use super::rows::{self, db_time};
 use super::sqlite::placeholder_rows;
 
-/// Rows per upsert statement: 9 parameters each stays far below SQLite's 32 766, and a batch of
+/// Rows per upsert statement: `COLUMNS` parameters each stays far below SQLite's 32 766, and a batch of
 /// 500 is five statements.
 pub(super) const ROWS_PER_STATEMENT: usize = 100;
 
@@ -40,13 +39,15 @@ pub(super) async fn upsert(
     chunk: &[&VehicleState],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    // Serialised first: a vehicle that cannot be written fails the batch with its id.
-    let data: Vec<String> = chunk.iter().map(|state| rows::vehicle_json(&state.vehicle)).collect::<Result<_, _>>()?;
-    // Built from constants only (placeholders, no data): nothing to inject.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_statement(chunk.len())));
-    for (state, data) in chunk.iter().zip(&data) {
-        query = bind_row(query, state, data, now);
+    let mut arguments = SqliteArguments::default();
+    arguments.reserve(COLUMNS * chunk.len(), 0);
+    for state in chunk {
+        // Serialised before anything runs: a vehicle that cannot be written fails the batch with
+        // its id. The JSON is moved into the statement; binding a `&str` would copy it again.
+        bind_row(&mut arguments, state, rows::vehicle_json(&state.vehicle)?, now)?;
     }
+    // Built from constants only (placeholders, no data): nothing to inject.
+    let query = sqlx::query_with(sqlx::AssertSqlSafe(upsert_statement(chunk.len())), arguments);
     let written = query.fetch_all(&mut **tx).await.map_err(from_sqlx)?;
     if written.len() == chunk.len() {
         return Ok(());
@@ -54,9 +55,9 @@ pub(super) async fn upsert(
     // Rows the upsert left alone: their Enode id or owner changed (or their user is gone).
     let written: HashSet<String> =
         written.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().map_err(from_sqlx)?;
-    for (state, data) in chunk.iter().zip(&data) {
+    for state in chunk {
         if !written.contains(&state.internal_id.hyphenated().to_string()) {
-            replace(tx, state, data, now).await?;
+            replace(tx, state, now).await?;
         }
     }
     Ok(())
@@ -66,34 +67,39 @@ pub(super) async fn upsert(
 async fn replace(
     tx: &mut Transaction<'static, Sqlite>,
     state: &VehicleState,
-    data: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let query = sqlx::query(
+    let mut arguments = SqliteArguments::default();
+    bind_row(&mut arguments, state, rows::vehicle_json(&state.vehicle)?, now)?;
+    let query = sqlx::query_with(
         "UPDATE vehicles SET enode_id = ?2, user_id = ?3, data = ?4, last_seen = ?5, received_at = ?6, \
            source = ?7, relink_required = ?8, updated_at = ?9 \
          WHERE id = ?1 AND EXISTS (SELECT 1 FROM users WHERE users.id = ?3)",
+        arguments,
     );
-    bind_row(query, state, data, now).execute(&mut **tx).await.map(drop).map_err(from_sqlx)
+    query.execute(&mut **tx).await.map(drop).map_err(from_sqlx)
 }
 
-/// Binds one vehicle's nine columns, in the order both statements above name them.
-fn bind_row<'q>(
-    query: Query<'q, Sqlite, SqliteArguments>,
-    state: &'q VehicleState,
-    data: &'q str,
+/// Columns of a vehicle row, as both statements name them.
+const COLUMNS: usize = 9;
+
+/// Adds one vehicle's `COLUMNS` values, in the order both statements above name them.
+fn bind_row(
+    arguments: &mut SqliteArguments,
+    state: &VehicleState,
+    data: String,
     now: DateTime<Utc>,
-) -> Query<'q, Sqlite, SqliteArguments> {
-    query
-        .bind(state.internal_id.hyphenated())
-        .bind(state.enode_id())
-        .bind(state.user_id.hyphenated())
-        .bind(data)
-        .bind(state.vehicle.last_seen.map(db_time))
-        .bind(db_time(state.received_at))
-        .bind(state.source.as_str())
-        .bind(state.relink_required)
-        .bind(db_time(now))
+) -> Result<(), StoreError> {
+    let unbindable = |e: sqlx::error::BoxDynError| StoreError::Invalid(format!("cannot bind a vehicle column: {e}"));
+    arguments.add(state.internal_id.hyphenated()).map_err(unbindable)?;
+    arguments.add(state.enode_id()).map_err(unbindable)?;
+    arguments.add(state.user_id.hyphenated()).map_err(unbindable)?;
+    arguments.add(data).map_err(unbindable)?;
+    arguments.add(state.vehicle.last_seen.map(db_time)).map_err(unbindable)?;
+    arguments.add(db_time(state.received_at)).map_err(unbindable)?;
+    arguments.add(state.source.as_str()).map_err(unbindable)?;
+    arguments.add(state.relink_required).map_err(unbindable)?;
+    arguments.add(db_time(now)).map_err(unbindable)
 }
 
 /// `INSERT ... SELECT FROM (VALUES ...)` for `rows` vehicles. `WHERE EXISTS`: a vehicle whose user
@@ -107,7 +113,7 @@ fn bind_row<'q>(
 /// vehicles). The ids of the rows written come back; the rare row whose identity changed is
 /// rewritten by `replace`.
 fn upsert_statement(rows: usize) -> String {
-    let values = placeholder_rows(9, rows);
+    let values = placeholder_rows(COLUMNS, rows);
     format!(
         "INSERT INTO vehicles \
            (id, enode_id, user_id, data, last_seen, received_at, source, relink_required, updated_at) \
