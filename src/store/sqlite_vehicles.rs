@@ -18,8 +18,8 @@ use super::errors::from_sqlx;
 use super::rows::{self, db_time};
 use super::sqlite::placeholder_rows;
 
-/// Rows per upsert statement: `COLUMNS` parameters each stays far below SQLite's 32 766, and a batch of
-/// 500 is five statements.
+/// Rows per upsert statement: `COLUMNS` parameters each stays far below SQLite's 32 766, and a
+/// batch of 500 is five statements.
 pub(super) const ROWS_PER_STATEMENT: usize = 100;
 
 pub(super) async fn delete(tx: &mut Transaction<'static, Sqlite>, deletes: &[Uuid]) -> Result<(), StoreError> {
