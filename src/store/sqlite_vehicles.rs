@@ -39,20 +39,22 @@ pub(super) async fn upsert(
     chunk: &[&VehicleState],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let mut arguments = SqliteArguments::default();
-    arguments.reserve(COLUMNS * chunk.len(), 0);
-    for state in chunk {
-        // Serialised before anything runs: a vehicle that cannot be written fails the batch with
-        // its id. The JSON is moved into the statement; binding a `&str` would copy it again.
-        bind_row(&mut arguments, state, rows::vehicle_json(&state.vehicle)?, now)?;
-    }
-    // Built from constants only (placeholders, no data): nothing to inject.
-    let query = sqlx::query_with(sqlx::AssertSqlSafe(upsert_statement(chunk.len())), arguments);
-    let written = query.fetch_all(&mut **tx).await.map_err(from_sqlx)?;
-    if written.len() == chunk.len() {
+    // Counted, not returned: sqlx hands each returned row from its SQLite thread to this task
+    // as a message of its own, a hundred per statement for ids that are almost always all there.
+    let statement = upsert_statement(chunk.len(), Returning::Nothing);
+    let query = sqlx::query_with(sqlx::AssertSqlSafe(statement), upsert_arguments(chunk, now)?);
+    let written = query.execute(&mut **tx).await.map_err(from_sqlx)?.rows_affected();
+    if usize::try_from(written).is_ok_and(|written| written == chunk.len()) {
         return Ok(());
     }
-    // Rows the upsert left alone: their Enode id or owner changed (or their user is gone).
+    // Some rows were left alone: their Enode id or owner changed (or their user is gone). The
+    // same upsert again writes the same values and names the rows it wrote; the rest are
+    // rewritten by `replace`.
+    let statement = upsert_statement(chunk.len(), Returning::Ids);
+    let written = sqlx::query_with(sqlx::AssertSqlSafe(statement), upsert_arguments(chunk, now)?)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(from_sqlx)?;
     let written: HashSet<String> =
         written.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().map_err(from_sqlx)?;
     for state in chunk {
@@ -61,6 +63,18 @@ pub(super) async fn upsert(
         }
     }
     Ok(())
+}
+
+/// The values of an upsert of `chunk`, row after row.
+fn upsert_arguments(chunk: &[&VehicleState], now: DateTime<Utc>) -> Result<SqliteArguments, StoreError> {
+    let mut arguments = SqliteArguments::default();
+    arguments.reserve(COLUMNS * chunk.len(), 0);
+    for state in chunk {
+        // Serialised before anything runs: a vehicle that cannot be written fails the batch with
+        // its id. The JSON is moved into the statement; binding a `&str` would copy it again.
+        bind_row(&mut arguments, state, rows::vehicle_json(&state.vehicle)?, now)?;
+    }
+    Ok(arguments)
 }
 
 /// Rewrites every column of an existing row, identity included (see `upsert_statement`).
@@ -102,6 +116,14 @@ fn bind_row(
     arguments.add(db_time(now)).map_err(unbindable)
 }
 
+/// What an upsert statement returns: nothing (the number of rows it wrote is counted anyway),
+/// or the ids of the rows it wrote.
+#[derive(Clone, Copy)]
+enum Returning {
+    Nothing,
+    Ids,
+}
+
 /// `INSERT ... SELECT FROM (VALUES ...)` for `rows` vehicles. `WHERE EXISTS`: a vehicle whose user
 /// was deleted meanwhile is skipped rather than failing the batch on the foreign key (the WHERE
 /// also keeps SQLite's parser from reading ON CONFLICT as a join condition).
@@ -110,10 +132,13 @@ fn bind_row(
 /// every write the service makes: SQLite rewrites the index entries of every column named in
 /// SET, whether its value changed or not, and naming `enode_id` and `user_id` cost two index
 /// page writes per row (14 200 against 19 900 webhook events/s in a pair of runs at 100 000
-/// vehicles). The ids of the rows written come back; the rare row whose identity changed is
-/// rewritten by `replace`.
-fn upsert_statement(rows: usize) -> String {
+/// vehicles). The rare row whose identity changed is rewritten by `replace`.
+fn upsert_statement(rows: usize, returning: Returning) -> String {
     let values = placeholder_rows(COLUMNS, rows);
+    let returning = match returning {
+        Returning::Nothing => "",
+        Returning::Ids => " RETURNING id",
+    };
     format!(
         "INSERT INTO vehicles \
            (id, enode_id, user_id, data, last_seen, received_at, source, relink_required, updated_at) \
@@ -124,7 +149,6 @@ fn upsert_statement(rows: usize) -> String {
            data = excluded.data, last_seen = excluded.last_seen, received_at = excluded.received_at, \
            source = excluded.source, relink_required = excluded.relink_required, \
            updated_at = excluded.updated_at \
-         WHERE vehicles.enode_id = excluded.enode_id AND vehicles.user_id = excluded.user_id \
-         RETURNING id"
+         WHERE vehicles.enode_id = excluded.enode_id AND vehicles.user_id = excluded.user_id{returning}"
     )
 }
