@@ -266,6 +266,14 @@ async fn with_enode_the_upstream_shows_and_an_operator_refresh_is_made() {
     let app = &world.app;
     let (_, key) = world.user("linked@example.com", evconduit_actors::tier::Tier::Pro).await;
     let id = world.link(&key, "VOLKSWAGEN").await.remove(0);
+    // Linking makes the simulator send two events (discovered, updated), and `link` may return
+    // before they arrive (the service also fetches the car). Delivered (acknowledged) means
+    // handed to the car's actor, so the refresh below is applied after them and is the last
+    // word on the car: otherwise a late event could make the source "webhook" again.
+    eventually("the link's webhook events are delivered", Duration::from_secs(20), || async {
+        world.sim.stats().webhooks.events_delivered >= 2
+    })
+    .await;
     let path = format!("/vehicles/{id}");
     let before = world.requests_for(&path);
 
