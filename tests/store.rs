@@ -64,6 +64,7 @@ conformance!(
     api_key_for_unknown_user_is_invalid,
     list_api_keys_includes_revoked_in_order,
     active_api_keys_are_every_users_unrevoked_keys_in_order,
+    users_and_keys_listed_keep_every_character_and_time,
     revoke_keeps_the_first_time,
     keys_revoked_since_is_inclusive_and_ordered,
     touch_never_goes_backwards,
@@ -78,6 +79,7 @@ conformance!(
     failing_batch_applies_nothing,
     last_write_in_a_batch_wins,
     large_batch_round_trips,
+    load_after_deletes_and_reinserts_finds_every_vehicle_once,
 );
 
 // Conformance of the charging-session methods, in its own file (same macro, same helpers).
@@ -363,6 +365,38 @@ async fn active_api_keys_are_every_users_unrevoked_keys_in_order(db: &TestDataba
     expected.remove(3);
     expected.sort_by_key(|k| (k.created_at, k.id));
     assert_eq!(store.active_api_keys().await.expect("list"), expected);
+}
+
+async fn users_and_keys_listed_keep_every_character_and_time(db: &TestDatabase) {
+    // The start-up loads (`list_users`, `active_api_keys`) read whole tables in one result on
+    // SQLite: text that needs quoting, NULLs and every time column must come back as stored.
+    let store = open(db).await;
+    let awkward = "Zoë \"the\" \\ driver\n\ttab ✓ 🚗";
+    let mut new = new_user("awkward@example.com");
+    new.name = Some(awkward.to_owned());
+    new.role = Role::Admin;
+    new.tier = Tier::Basic;
+    new.trial_ends_at = Some(at("2026-04-01T00:00:00.000001Z"));
+    new.created_at = at("2026-03-01T12:00:00.123456Z");
+    let user = store.create_user(&new).await.expect("create");
+    let plain = create_user(store.as_ref(), "plain@example.com").await;
+    assert_eq!(store.list_users().await.expect("list"), sorted_users(vec![user.clone(), plain]));
+
+    let mut labelled = new_key(user.id, base_time());
+    labelled.label = Some(awkward.to_owned());
+    let labelled = store.create_api_key(&labelled).await.expect("create key");
+    let mut unlabelled = new_key(user.id, base_time() + TimeDelta::seconds(1));
+    unlabelled.label = None;
+    store.create_api_key(&unlabelled).await.expect("create key");
+    store.touch_api_keys(&[(unlabelled.id, at("2026-03-02T08:00:00.5Z"))]).await.expect("touch");
+    let unlabelled = store.api_key_by_hash(&unlabelled.hash).await.expect("by hash").expect("exists");
+    assert_eq!(unlabelled.last_used_at, Some(at("2026-03-02T08:00:00.5Z")));
+    assert_eq!(store.active_api_keys().await.expect("list"), vec![labelled, unlabelled]);
+}
+
+fn sorted_users(mut users: Vec<User>) -> Vec<User> {
+    users.sort_by_key(|u| (u.created_at, u.id));
+    users
 }
 
 async fn list_api_keys_includes_revoked_in_order(db: &TestDatabase) {
@@ -690,6 +724,24 @@ async fn large_batch_round_trips(db: &TestDatabase) {
     let read = started.elapsed();
     eprintln!("{VEHICLES} vehicles: write {wrote:?}, load {read:?} (debug build)");
     assert_eq!(loaded, sorted(states));
+}
+
+async fn load_after_deletes_and_reinserts_finds_every_vehicle_once(db: &TestDatabase) {
+    // SQLite restores in pages of rows by rowid: a table with holes (the first rows and every
+    // seventh gone) and rows added after them must still come back whole, each vehicle once.
+    let store = open(db).await;
+    let user = create_user(store.as_ref(), "holes@example.com").await;
+    let states: Vec<VehicleState> = (0..2_500).map(|i| vehicle_state(user.id, &format!("enode-{i}"))).collect();
+    store.write_vehicles(&states.iter().map(upsert).collect::<Vec<_>>()).await.expect("write");
+    let (gone, kept): (Vec<_>, Vec<_>) = states.into_iter().enumerate().partition(|(i, _)| *i < 300 || i % 7 == 0);
+    let deletes: Vec<VehicleWrite> =
+        gone.iter().map(|(_, s)| VehicleWrite::Delete { internal_id: s.internal_id }).collect();
+    store.write_vehicles(&deletes).await.expect("delete");
+    let added: Vec<VehicleState> = (0..150).map(|i| vehicle_state(user.id, &format!("enode-new-{i}"))).collect();
+    store.write_vehicles(&added.iter().map(upsert).collect::<Vec<_>>()).await.expect("write more");
+
+    let expected: Vec<VehicleState> = kept.into_iter().map(|(_, s)| s).chain(added).collect();
+    assert_eq!(load_sorted(store.as_ref()).await, sorted(expected));
 }
 
 // ---- connecting (not per backend) -------------------------------------------------------------

@@ -29,7 +29,7 @@ pub(crate) struct RawVehicle {
 
 /// Rows per parsing job: enough that a job's overhead does not matter, few enough that the
 /// first jobs start while the database is still sending.
-const CHUNK: usize = 1_000;
+pub(crate) const CHUNK: usize = 1_000;
 
 type Job = JoinHandle<Result<Vec<VehicleState>, StoreError>>;
 
@@ -37,27 +37,27 @@ type Job = JoinHandle<Result<Vec<VehicleState>, StoreError>>;
 pub(crate) async fn decode_all(
     rows: impl Stream<Item = Result<RawVehicle, StoreError>>,
 ) -> Result<Vec<VehicleState>, StoreError> {
+    let chunks = rows.try_chunks(CHUNK).map_err(|e| e.1);
+    decode_chunks(chunks, |chunk: Vec<RawVehicle>| chunk.into_iter().map(decode).collect()).await
+}
+
+/// Runs `decode` over each chunk of `chunks` on the blocking pool, keeping their order.
+pub(crate) async fn decode_chunks<C: Send + 'static>(
+    chunks: impl Stream<Item = Result<C, StoreError>>,
+    decode: fn(C) -> Result<Vec<VehicleState>, StoreError>,
+) -> Result<Vec<VehicleState>, StoreError> {
     // One job per core in flight: more would only queue for the same cores and hold more rows.
     let max_in_flight = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut rows = std::pin::pin!(rows);
+    let mut chunks = std::pin::pin!(chunks);
     let mut in_flight: VecDeque<Job> = VecDeque::with_capacity(max_in_flight);
     let mut vehicles = Vec::new();
-    let mut chunk = Vec::with_capacity(CHUNK);
-
-    while let Some(row) = rows.try_next().await? {
-        chunk.push(row);
-        if chunk.len() == CHUNK {
-            if in_flight.len() == max_in_flight
-                && let Some(oldest) = in_flight.pop_front()
-            {
-                vehicles.extend(finish(oldest).await?);
-            }
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            in_flight.push_back(tokio::task::spawn_blocking(move || decode_chunk(full)));
+    while let Some(chunk) = chunks.try_next().await? {
+        if in_flight.len() == max_in_flight
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            vehicles.extend(finish(oldest).await?);
         }
-    }
-    if !chunk.is_empty() {
-        in_flight.push_back(tokio::task::spawn_blocking(move || decode_chunk(chunk)));
+        in_flight.push_back(tokio::task::spawn_blocking(move || decode(chunk)));
     }
     for job in in_flight {
         vehicles.extend(finish(job).await?);
@@ -69,22 +69,42 @@ async fn finish(job: Job) -> Result<Vec<VehicleState>, StoreError> {
     job.await.map_err(|_| StoreError::Corrupt("parsing a vehicle panicked".into()))?
 }
 
-fn decode_chunk(chunk: Vec<RawVehicle>) -> Result<Vec<VehicleState>, StoreError> {
-    chunk.into_iter().map(decode).collect()
-}
-
 fn decode(row: RawVehicle) -> Result<VehicleState, StoreError> {
-    let named = rows::in_vehicle(row.internal_id);
-    let vehicle: Vehicle = serde_json::from_str(&row.data)
-        .map_err(|e| named(StoreError::Corrupt(format!("data is not a vehicle: {e}"))))?;
-    Ok(VehicleState {
+    let columns = VehicleColumns {
         internal_id: row.internal_id,
         user_id: row.user_id,
-        vehicle,
-        source: rows::source(&row.source).map_err(&named)?,
+        data: &row.data,
+        source: &row.source,
         received_at: row.received_at,
         relink_required: row.relink_required,
-        // Not persisted: after a restart the vehicle's own charge state tells what happened.
-        charge_action: None,
-    })
+    };
+    columns.decode()
+}
+
+/// One `vehicles` row's columns, the JSON not yet parsed, borrowed from wherever the row arrived.
+pub(crate) struct VehicleColumns<'a> {
+    pub internal_id: Uuid,
+    pub user_id: Uuid,
+    pub data: &'a str,
+    pub source: &'a str,
+    pub received_at: DateTime<Utc>,
+    pub relink_required: bool,
+}
+
+impl VehicleColumns<'_> {
+    pub(crate) fn decode(&self) -> Result<VehicleState, StoreError> {
+        let named = rows::in_vehicle(self.internal_id);
+        let vehicle: Vehicle = serde_json::from_str(self.data)
+            .map_err(|e| named(StoreError::Corrupt(format!("data is not a vehicle: {e}"))))?;
+        Ok(VehicleState {
+            internal_id: self.internal_id,
+            user_id: self.user_id,
+            vehicle,
+            source: rows::source(self.source).map_err(&named)?,
+            received_at: self.received_at,
+            relink_required: self.relink_required,
+            // Not persisted: after a restart the vehicle's own charge state tells what happened.
+            charge_action: None,
+        })
+    }
 }

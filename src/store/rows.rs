@@ -1,7 +1,7 @@
 //! Column values shared by both backends: the text forms of enums and hashes, and the vehicle
 //! JSON. A value the code cannot read is `Corrupt`, named so the row can be found.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use evconduit_actors::model::Vehicle;
 use evconduit_actors::state::DataSource;
 use evconduit_actors::tier::Tier;
@@ -109,9 +109,32 @@ pub(crate) fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }
 
+/// A uuid stored as hyphenated text on SQLite, read by the store itself (see `time_text`).
+pub(crate) fn uuid_text(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::try_parse(text).map_err(|e| StoreError::Corrupt(format!("{text:?} is not a uuid: {e}")))
+}
+
+/// A time stored as text on SQLite, where the store reads it itself rather than through sqlx: the
+/// RFC 3339 the service writes, or SQLite's own `datetime()` form (UTC) left by a hand edit.
+pub(crate) fn time_text(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%F %T%.f").map(|t| t.and_utc()))
+        .map_err(|e| StoreError::Corrupt(format!("{text:?} is not a time: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_text_reads_rfc_3339_and_sqlites_own_form_as_utc() {
+        let written = time_text("2026-03-01T12:34:56.789012+00:00").expect("rfc 3339");
+        assert_eq!(written.to_rfc3339(), "2026-03-01T12:34:56.789012+00:00");
+        let by_hand = time_text("2026-03-01 12:34:56").expect("sqlite's form");
+        assert_eq!(by_hand.to_rfc3339(), "2026-03-01T12:34:56+00:00");
+        assert!(matches!(time_text("yesterday"), Err(StoreError::Corrupt(_))));
+    }
 
     #[test]
     fn db_time_cuts_to_microseconds() {

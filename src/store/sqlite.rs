@@ -12,16 +12,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use evconduit_actors::ports::VehicleWrite;
 use evconduit_actors::state::VehicleState;
-use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::errors::{from_migrate, from_sqlx};
-use super::load::{self};
-use super::mapping::{key_from_row, raw_vehicle, user_from_row};
+use super::mapping::{key_from_row, user_from_row};
 use super::rows::db_time;
-use super::{batch, sqlite_checkpoint, sqlite_push, sqlite_sessions, sqlite_vehicles, *};
+use super::{
+    batch, sqlite_accounts, sqlite_checkpoint, sqlite_push, sqlite_restore, sqlite_sessions, sqlite_vehicles, *,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -297,13 +297,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users ORDER BY created_at, id"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(from_sqlx)?
-            .iter()
-            .map(user_from_row)
-            .collect()
+        sqlite_accounts::list_users(&self.pool).await
     }
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
@@ -347,17 +341,7 @@ impl Store for SqliteStore {
     }
 
     async fn active_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(from_sqlx)?
-        .iter()
-        .map(key_from_row)
-        .collect()
+        sqlite_accounts::active_api_keys(&self.pool).await
     }
 
     async fn revoke_api_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
@@ -416,11 +400,11 @@ impl Store for SqliteStore {
     }
 
     async fn load_vehicles(&self) -> Result<Vec<VehicleState>, StoreError> {
-        let rows = sqlx::query("SELECT id, user_id, data, source, received_at, relink_required FROM vehicles")
-            .fetch(&self.pool)
-            .map_err(from_sqlx)
-            .and_then(|row| std::future::ready(raw_vehicle(&row)));
-        load::decode_all(rows).await
+        // One read transaction: every page comes from the same snapshot of the table.
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let vehicles = sqlite_restore::load_vehicles(&mut tx).await?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(vehicles)
     }
 
     async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), StoreError> {
