@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::model::Vehicle;
+use super::model::{Vehicle, instant};
 
 /// One event, typed by its `event` name.
 #[derive(Debug, Deserialize)]
@@ -29,7 +29,7 @@ pub enum Event {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "instant::deserialize")]
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub version: Option<String>,
@@ -43,7 +43,7 @@ pub struct UserRef {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VehicleEvent {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "instant::deserialize")]
     pub created_at: Option<DateTime<Utc>>,
     pub user: UserRef,
     pub vehicle: Vehicle,
@@ -87,7 +87,7 @@ pub struct VendorActionUpdated {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Heartbeat {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "instant::deserialize")]
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub pending_events: Option<u64>,
