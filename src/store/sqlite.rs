@@ -129,8 +129,8 @@ impl SqliteStore {
             // unlinked temporary file. Each write-behind upsert (100 rows) went there: one extra
             // 4 KiB write per changed page, into fresh file blocks the kernel zeroed first (5%
             // of the server's CPU under webhook load at 100 000 vehicles). The copy lives only
-            // as long as one statement: about 100 pages. Sorts without an index (the start-up
-            // load of every active key) then sort in memory too: a few MB, for one query.
+            // as long as one statement: about 100 pages. Queries' temporary sorts and indexes
+            // then live in memory too; none is large (the whole-table loads at start sort in Rust).
             .pragma("temp_store", "memory");
         let checkpointer = options.clone();
         // The store's connections leave checkpoints to the checkpointer (sqlite_checkpoint.rs).
