@@ -363,7 +363,7 @@ pub mod instant {
         d.deserialize_option(OptionalTime)
     }
 
-    pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+    fn parse(text: &str) -> Option<DateTime<Utc>> {
         match DateTime::parse_from_rfc3339(text) {
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(_) => text.parse().ok(),

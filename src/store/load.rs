@@ -3,7 +3,8 @@
 //! The fleet is restored before the HTTP port opens, so this is on the start-up path, and most of
 //! its time is spent parsing each vehicle's JSON, not in the database. So the backends hand over
 //! rows with the JSON still as text, and the parsing runs in chunks on the blocking pool: on
-//! several cores at once, and while later rows are still arriving.
+//! several cores at once, and while later rows are still arriving. PostgreSQL's rows are gathered
+//! into chunks here; SQLite hands over whole pages of rows, a chunk each (sqlite_restore.rs).
 
 use std::collections::VecDeque;
 

@@ -2,14 +2,14 @@
 //!
 //! sqlx's SQLite driver runs SQLite on a thread of its own and hands each result row to the task
 //! as a message of its own. For 100 000 vehicles that was 100 000 messages, each a wake-up and a
-//! thread switch on a busy core, plus a row's worth of copies and allocations: measured, a
-//! quarter of the start-up's CPU was the kernel switching threads. So SQLite itself joins each
-//! page of rows into one text, a row per line, and the page is split here: a thousand times
+//! thread switch on a busy core, plus a row's worth of copies and allocations: measured, about a
+//! quarter of the start-up's CPU was kernel time, most of it switching threads. So SQLite joins
+//! each page of rows into one text, a row per line, and the page is split here: a thousand times
 //! fewer messages. The columns are joined with ASCII's unit separator and the rows with its
-//! record separator, neither of which can appear in a row: ids, source and time are plain
-//! text the service wrote, and `data` must pass `json_valid`, which refuses raw control
-//! characters inside strings and anywhere else. A page whose parts do not add up is refused as
-//! corrupt rather than guessed at.
+//! record separator, neither of which can appear in a row: ids, source and time are plain text
+//! the service wrote, and `data` must pass `json_valid`, which refuses raw control characters
+//! inside strings and anywhere else. A page whose parts do not add up is refused as corrupt
+//! rather than guessed at.
 
 use evconduit_actors::state::VehicleState;
 use futures::Stream;
@@ -31,7 +31,7 @@ const PAGE: &str = "SELECT count(*), max(r), group_concat(line, char(30)) FROM (
         FROM vehicles WHERE rowid >= ?1 ORDER BY rowid LIMIT ?2)";
 
 /// One page as SQLite joined it.
-pub(crate) struct Page {
+struct Page {
     rows: usize,
     text: String,
 }
