@@ -135,13 +135,14 @@ impl SqliteStore {
         let checkpointer = options.clone();
         // The store's connections leave checkpoints to the checkpointer (sqlite_checkpoint.rs).
         let options = options.pragma("wal_autocheckpoint", "0");
-        let writes = single_connection().connect_with(options.clone()).await.map_err(from_sqlx)?;
-        let reads = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(from_sqlx)?;
+        let writes = open_retrying(|| single_connection().connect_with(options.clone())).await?;
+        let reads = open_retrying(|| {
+            SqlitePoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.clone())
+        })
+        .await?;
         let store = Self::new(reads, writes);
         sqlite_checkpoint::spawn(
             checkpointer,
@@ -196,6 +197,35 @@ pub(super) fn placeholder_rows(columns: usize, rows: usize) -> String {
 
 /// A pool of one connection that is never closed for age or idleness: the in-memory database
 /// lives only as long as it, and the writing connection's page cache is worth keeping.
+/// Opens a pool, again after a moment while SQLite answers "busy". Processes opening a new file at
+/// once each switch it to WAL, which takes the file's exclusive lock; when two already share its
+/// read lock, waiting could deadlock, so SQLite answers one of them busy at once instead of
+/// waiting its busy timeout. A moment later the file is in WAL mode and opening it takes no lock.
+async fn open_retrying<F, Fut>(open: F) -> Result<SqlitePool, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<SqlitePool, sqlx::Error>>,
+{
+    let give_up = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match open().await {
+            Err(err) if is_busy(&err) && tokio::time::Instant::now() + pause < give_up => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            opened => return opened.map_err(from_sqlx),
+        }
+    }
+}
+
+/// SQLITE_BUSY, and its extended codes (busy recovering, snapshot, timeout) in the low byte.
+fn is_busy(err: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    let sqlx::Error::Database(db) = err else { return false };
+    db.code().and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == SQLITE_BUSY)
+}
+
 fn single_connection() -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .max_connections(1)
@@ -557,6 +587,20 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::store::testing::TestDatabase;
+
+    /// Processes starting at once on a new file all switch it to WAL; none may fail to open it.
+    /// (Without `open_retrying`, three runs of this test in four had one of them answered busy.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_opening_a_new_file_at_once_all_open_it() {
+        for _ in 0..100 {
+            let db = TestDatabase::sqlite();
+            let opened = futures::future::join_all((0..8).map(|_| SqliteStore::connect(db.url()))).await;
+            for store in opened {
+                store.expect("open a new file beside others");
+            }
+            db.drop_db().await;
+        }
+    }
 
     /// Statement journals (and sorts too big for the page cache) stay in memory on every
     /// connection: on a temporary file they cost a write per changed page (see `connect`).
