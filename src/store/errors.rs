@@ -125,11 +125,22 @@ const SQLITE_CONSTRAINT: i32 = 19;
 const SQLITE_MISMATCH: i32 = 20;
 const SQLITE_RANGE: i32 = 25;
 
+/// SQLite's primary result code in `code`, its extended result code in decimal.
+fn sqlite_primary(code: &str) -> Option<i32> {
+    code.parse::<i32>().ok().map(|code| code & 0xff)
+}
+
+/// SQLite answered busy (any extended form: recovering, snapshot, timeout).
+pub(crate) fn is_sqlite_busy(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else { return false };
+    db.code().and_then(|code| sqlite_primary(&code)) == Some(SQLITE_BUSY)
+}
+
 /// `code` is SQLite's extended result code, in decimal.
 fn sqlite_class(code: &str) -> Class {
-    match code.parse::<i32>().map(|code| code & 0xff) {
-        Ok(SQLITE_BUSY | SQLITE_LOCKED) => Class::Transient,
-        Ok(SQLITE_TOOBIG | SQLITE_CONSTRAINT | SQLITE_MISMATCH | SQLITE_RANGE) => Class::Refused,
+    match sqlite_primary(code) {
+        Some(SQLITE_BUSY | SQLITE_LOCKED) => Class::Transient,
+        Some(SQLITE_TOOBIG | SQLITE_CONSTRAINT | SQLITE_MISMATCH | SQLITE_RANGE) => Class::Refused,
         _ => Class::Other,
     }
 }

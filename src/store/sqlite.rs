@@ -16,7 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::errors::{from_migrate, from_sqlx};
+use super::errors::{from_migrate, from_sqlx, is_sqlite_busy};
 use super::mapping::{key_from_row, user_from_row};
 use super::rows::db_time;
 use super::{
@@ -195,8 +195,6 @@ pub(super) fn placeholder_rows(columns: usize, rows: usize) -> String {
     vec![row.as_str(); rows].join(",")
 }
 
-/// A pool of one connection that is never closed for age or idleness: the in-memory database
-/// lives only as long as it, and the writing connection's page cache is worth keeping.
 /// Opens a pool, again after a moment while SQLite answers "busy". Processes opening a new file at
 /// once each switch it to WAL, which takes the file's exclusive lock; when two already share its
 /// read lock, waiting could deadlock, so SQLite answers one of them busy at once instead of
@@ -210,7 +208,7 @@ where
     let mut pause = Duration::from_millis(10);
     loop {
         match open().await {
-            Err(err) if is_busy(&err) && tokio::time::Instant::now() + pause < give_up => {
+            Err(err) if is_sqlite_busy(&err) && tokio::time::Instant::now() + pause < give_up => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(200));
             }
@@ -219,13 +217,8 @@ where
     }
 }
 
-/// SQLITE_BUSY, and its extended codes (busy recovering, snapshot, timeout) in the low byte.
-fn is_busy(err: &sqlx::Error) -> bool {
-    const SQLITE_BUSY: i32 = 5;
-    let sqlx::Error::Database(db) = err else { return false };
-    db.code().and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == SQLITE_BUSY)
-}
-
+/// A pool of one connection that is never closed for age or idleness: the in-memory database
+/// lives only as long as it, and the writing connection's page cache is worth keeping.
 fn single_connection() -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .max_connections(1)
