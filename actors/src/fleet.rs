@@ -198,6 +198,8 @@ impl Fleet {
     pub async fn restore(&self, store: &dyn StateStore) -> Result<usize, FleetError> {
         let states = store.load_vehicles().await?;
         let count = states.len();
+        self.inner.context.board.reserve(count);
+        crate::maps::reserve(&self.inner.registry.slots, count);
         // No body is rendered here: each is rendered when first read (see `Snapshot::rendered`).
         for mut state in states {
             state.source = DataSource::Restored;

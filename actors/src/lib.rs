@@ -7,6 +7,7 @@
 pub mod fleet;
 pub mod freshness;
 pub mod history;
+mod maps;
 pub mod model;
 pub mod ports;
 pub mod push;

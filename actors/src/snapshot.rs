@@ -343,6 +343,11 @@ impl SnapshotBoard {
         }
     }
 
+    /// Makes room for `vehicles` more (two ids each) before they are published at once.
+    pub fn reserve(&self, vehicles: usize) {
+        crate::maps::reserve(&self.by_uuid, vehicles.saturating_mul(2));
+    }
+
     /// Every vehicle of a user, in link order.
     pub fn for_user(&self, user_id: Uuid) -> Vec<Arc<BoardEntry>> {
         self.by_user.get(&user_id).map(|v| v.value().clone()).unwrap_or_default()

@@ -118,3 +118,30 @@ async fn a_flicker_leaves_nothing_in_the_store() {
     detector.writer().flush(Duration::from_secs(1)).await.expect("flush");
     assert!(store.sessions().is_empty());
 }
+
+#[tokio::test]
+async fn only_a_vehicle_with_an_open_session_holds_a_tracker() {
+    let store = Arc::new(MemorySessionStore::default());
+    let detector = detector(&store).await;
+    let (idle, charging) = (sample_state("idle"), sample_state("charging"));
+    let restored = |state: VehicleState| {
+        let mut state = state;
+        state.source = DataSource::Restored;
+        Arc::new(Snapshot::new(Arc::new(state)))
+    };
+    // A start with a fleet: one vehicle unplugged, one charging with no stored session.
+    detector.on_change(None, &restored(at(&idle, 0, PowerDeliveryState::UNPLUGGED, 40.0)));
+    let last = restored(at(&charging, 0, PowerDeliveryState::CHARGING, 40.0));
+    detector.on_change(None, &last);
+    assert_eq!(detector.trackers.len(), 1, "the unplugged vehicle has nothing to track");
+    assert!(detector.open_session(charging.internal_id).is_some());
+
+    // Its session ends: nothing is left to remember about it.
+    feed(&detector, Some(last), vec![at(&charging, 90, PowerDeliveryState::COMPLETE, 80.0)]);
+    assert!(detector.trackers.is_empty());
+    detector.writer().flush(Duration::from_secs(1)).await.expect("flush");
+    let sessions = store.sessions();
+    let [s] = sessions.as_slice() else { panic!("one session: {sessions:?}") };
+    assert!(!s.is_open());
+    assert_eq!(s.vehicle_id, charging.internal_id);
+}
