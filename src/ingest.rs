@@ -15,6 +15,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::accounts::Accounts;
+use crate::delivery_claims::{Claim, DeliveryClaims};
 use crate::enode::events::{Event, Parsed};
 use crate::store::StoreError;
 
@@ -26,6 +27,7 @@ pub struct WebhookIngest {
     stream: Arc<WebhookStream>,
     counters: Counters,
     closed: std::sync::atomic::AtomicBool,
+    claims: Arc<DeliveryClaims>,
 }
 
 #[derive(Default)]
@@ -87,7 +89,14 @@ impl WebhookIngest {
             stream,
             counters: Counters::default(),
             closed: std::sync::atomic::AtomicBool::new(false),
+            claims: Arc::default(),
         }
+    }
+
+    /// Claims a recorded delivery for applying here; None when this process is applying it
+    /// already or has applied it and not yet marked it so (see `delivery_claims`).
+    pub fn claim(&self, delivery_id: &str) -> Option<Claim> {
+        self.claims.claim(delivery_id)
     }
 
     pub fn rejected(&self, why: Rejection) {

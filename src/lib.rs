@@ -9,6 +9,7 @@ pub mod app;
 pub mod audience;
 pub mod cli;
 pub mod config;
+pub mod delivery_claims;
 pub mod demo;
 pub mod enode;
 pub mod http;

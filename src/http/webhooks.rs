@@ -105,13 +105,18 @@ async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     let work = tokio::spawn(
         async move {
             let outcome = app.store.record_delivery(&delivery).await?;
-            match outcome {
-                DeliveryOutcome::Duplicate => {
-                    app.ingest.duplicate();
-                    return Ok(Ack { accepted: 0, duplicate: true });
-                }
-                DeliveryOutcome::Unapplied => tracing::info!("applying a delivery that was recorded but not applied"),
-                DeliveryOutcome::Recorded => {}
+            // Recorded but not applied is also what a copy of a delivery still being applied
+            // here finds: only one attempt per process holds the claim.
+            let claim = match outcome {
+                DeliveryOutcome::Duplicate => None,
+                DeliveryOutcome::Recorded | DeliveryOutcome::Unapplied => app.ingest.claim(&delivery.id),
+            };
+            let Some(claim) = claim else {
+                app.ingest.duplicate();
+                return Ok(Ack { accepted: 0, duplicate: true });
+            };
+            if outcome == DeliveryOutcome::Unapplied {
+                tracing::info!("applying a delivery that was recorded but not applied");
             }
             app.ingest.apply(events, now).await?;
             // Not awaited: the mark only matters if Enode sends this delivery again, and then
@@ -123,6 +128,9 @@ async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
                     if let Err(err) = app.store.mark_delivery_applied(&delivery.id, app.clock.now()).await {
                         tracing::warn!(error = %err, "could not mark a delivery applied; a redelivery would apply it again");
                     }
+                    // Held until the mark is written (or has failed): until then the store still
+                    // says "not applied".
+                    drop(claim);
                 }
                 .in_current_span(),
             );

@@ -118,6 +118,34 @@ async fn a_duplicate_delivery_is_not_applied_again(db: TestDatabase) {
 }
 on_both_backends!(a_duplicate_delivery_is_not_applied_again);
 
+/// Copies of one delivery arriving together (Enode retrying while the first is still being
+/// answered) find it "recorded, not applied" while the first is applied: it must be applied once.
+async fn copies_of_a_delivery_arriving_together_are_applied_once(db: TestDatabase) {
+    let app = TestApp::start(config(&db)).await;
+    let (user, _key) = app.user_with_key(None, "copies@example.com", None).await;
+    let user = user.to_string();
+    let events: Vec<_> =
+        (0..50).map(|i| updated_event(&format!("car-{i}"), &user, "2026-11-25T10:00:00Z", 60)).collect();
+    let body = batch(&events);
+    let sig = evconduit::enode::signature::sign(FIXTURE_SECRET.as_bytes(), &body);
+    for round in 0..5 {
+        let id = format!("delivery-copies-{round}");
+        let answers = futures::future::join_all((0..4).map(|_| app.webhook(&body, Some(&sig), &id))).await;
+        let mut accepted = 0;
+        for response in answers {
+            assert_eq!(response.status(), StatusCode::OK);
+            let ack = response.json::<Value>().await.unwrap();
+            if ack["duplicate"] == false {
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, 1, "round {round}: one copy applied, the others duplicates");
+    }
+    app.stop().await;
+    db.drop_db().await;
+}
+on_both_backends!(copies_of_a_delivery_arriving_together_are_applied_once);
+
 #[tokio::test]
 async fn an_older_update_arriving_later_changes_nothing() {
     let db = TestDatabase::sqlite();
