@@ -4,8 +4,10 @@
 //! mark lands, which follows the acknowledgement. A redelivery found in that state was meant to
 //! be one whose first attempt a crash cut short, and is applied again; but an Enode retry, or a
 //! second copy arriving at once, finds the same state while the first attempt is alive in this
-//! process (applying, or its mark on its way), and was applied a second time. A claim held from
-//! the record until the mark is written tells the two apart.
+//! process (applying, or its mark on its way), and was applied a second time. A claim taken
+//! before the record and held until the mark is written tells the two apart: a copy that finds
+//! the delivery claimed is a duplicate, and one that claims it after the first attempt let go
+//! finds the mark in the store.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,7 +18,7 @@ pub struct DeliveryClaims {
 }
 
 /// A delivery claimed by this process; released when dropped (after the applied mark, or when
-/// applying failed and a redelivery must apply it).
+/// recording or applying failed and a redelivery must apply it).
 pub struct Claim {
     claims: Arc<DeliveryClaims>,
     id: String,

@@ -104,19 +104,19 @@ async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     // between "recorded" and "applied", which would make Enode's retry look like a duplicate.
     let work = tokio::spawn(
         async move {
-            let outcome = app.store.record_delivery(&delivery).await?;
-            // Recorded but not applied is also what a copy of a delivery still being applied
-            // here finds: only one attempt per process holds the claim.
-            let claim = match outcome {
-                DeliveryOutcome::Duplicate => None,
-                DeliveryOutcome::Recorded | DeliveryOutcome::Unapplied => app.ingest.claim(&delivery.id),
-            };
-            let Some(claim) = claim else {
+            // Claimed before it is recorded: "recorded, not applied" is also what a copy finds
+            // while another attempt in this process is applying the delivery or marking it
+            // applied. Holding the claim, this attempt is the only one alive here, so that
+            // answer can only mean an attempt cut short (a crash, a failed mark).
+            let duplicate = || {
                 app.ingest.duplicate();
-                return Ok(Ack { accepted: 0, duplicate: true });
+                Ok(Ack { accepted: 0, duplicate: true })
             };
-            if outcome == DeliveryOutcome::Unapplied {
-                tracing::info!("applying a delivery that was recorded but not applied");
+            let Some(claim) = app.ingest.claim(&delivery.id) else { return duplicate() };
+            match app.store.record_delivery(&delivery).await? {
+                DeliveryOutcome::Duplicate => return duplicate(),
+                DeliveryOutcome::Unapplied => tracing::info!("applying a delivery that was recorded but not applied"),
+                DeliveryOutcome::Recorded => {}
             }
             app.ingest.apply(events, now).await?;
             // Not awaited: the mark only matters if Enode sends this delivery again, and then
