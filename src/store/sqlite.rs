@@ -56,8 +56,8 @@ pub struct SqliteStore {
     /// transaction; writes spread over the read pool's connections found a cold cache each time
     /// and walked the B-trees through `read()` calls. One writing connection keeps its cache.
     writes: SqlitePool,
-    /// Writers of this process take turns here, first come first served, before they ask SQLite
-    /// for its (single) write lock. Left to SQLite, a writer that finds the lock taken sleeps in
+    /// Writers of this process take turns here before they ask SQLite for its (single) write
+    /// lock: webhook deliveries first (see `delivery_turn`), the others first come first served. Left to SQLite, a writer that finds the lock taken sleeps in
     /// growing steps (up to 100 ms) and retries: under webhook load a delivery's one-row insert
     /// waited behind write-behind batches for up to 1.7 s although each held the lock for a few
     /// ms. The busy timeout still covers other processes (the CLI).
