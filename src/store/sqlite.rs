@@ -57,10 +57,11 @@ pub struct SqliteStore {
     /// and walked the B-trees through `read()` calls. One writing connection keeps its cache.
     writes: SqlitePool,
     /// Writers of this process take turns here before they ask SQLite for its (single) write
-    /// lock: webhook deliveries first (see `delivery_turn`), the others first come first served. Left to SQLite, a writer that finds the lock taken sleeps in
-    /// growing steps (up to 100 ms) and retries: under webhook load a delivery's one-row insert
-    /// waited behind write-behind batches for up to 1.7 s although each held the lock for a few
-    /// ms. The busy timeout still covers other processes (the CLI).
+    /// lock: webhook deliveries first (see `delivery_turn`), the others first come first served.
+    /// Left to SQLite, a writer that finds the lock taken sleeps in growing steps (up to 100 ms)
+    /// and retries: under webhook load a delivery's one-row insert waited behind write-behind
+    /// batches for up to 1.7 s although each held the lock for a few ms. The busy timeout still
+    /// covers other processes (the CLI).
     writer: Arc<tokio::sync::Mutex<()>>,
     /// Writers waiting for their turn: a long batch lets them in early (see `write_vehicles`).
     writers_waiting: Arc<AtomicUsize>,
@@ -189,7 +190,7 @@ impl SqliteStore {
             // A delivery that came while this writer stood in the queue goes first: the queue is
             // first come first served, so letting go hands the turn on towards it.
             if self.deliveries_waiting.load(Ordering::Acquire) == 0 {
-                return Turn { _guard: guard, db: self.writes.clone(), wrote: Arc::clone(&self.wrote) };
+                return self.turn_holding(guard);
             }
         }
     }
@@ -219,8 +220,11 @@ impl SqliteStore {
     /// for one insert each, so the others wait only while deliveries keep coming.
     async fn delivery_turn(&self) -> Turn {
         let _waiting = Waiting::counted(&self.writers_waiting);
-        let _delivery = DeliveryWaiting::counted(&self.deliveries_waiting, &self.deliveries_gone);
-        let guard = Arc::clone(&self.writer).lock_owned().await;
+        let _delivery = Waiting::counted_telling(&self.deliveries_waiting, &self.deliveries_gone);
+        self.turn_holding(Arc::clone(&self.writer).lock_owned().await)
+    }
+
+    fn turn_holding(&self, guard: tokio::sync::OwnedMutexGuard<()>) -> Turn {
         Turn { _guard: guard, db: self.writes.clone(), wrote: Arc::clone(&self.wrote) }
     }
 }
@@ -272,37 +276,34 @@ fn single_connection() -> SqlitePoolOptions {
         .acquire_timeout(ACQUIRE_TIMEOUT)
 }
 
-/// Counts a writer as waiting while it exists (also when its wait is cancelled).
-struct Waiting<'a>(&'a AtomicUsize);
+/// Counts a writer as waiting while it exists (also when its wait is cancelled); the last one
+/// to stop waiting tells `when_none`, if given.
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    when_none: Option<&'a Notify>,
+}
 
 impl<'a> Waiting<'a> {
     fn counted(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count)
+        Self::new(count, None)
+    }
+
+    fn counted_telling(count: &'a AtomicUsize, when_none: &'a Notify) -> Self {
+        Self::new(count, Some(when_none))
+    }
+
+    fn new(count: &'a AtomicUsize, when_none: Option<&'a Notify>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self { count, when_none }
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Counts a delivery as waiting while it exists (also when its wait is cancelled); the last one
-/// to stop waiting wakes the other writers.
-struct DeliveryWaiting<'a>(&'a AtomicUsize, &'a Notify);
-
-impl<'a> DeliveryWaiting<'a> {
-    fn counted(count: &'a AtomicUsize, gone: &'a Notify) -> Self {
-        count.fetch_add(1, Ordering::AcqRel);
-        Self(count, gone)
-    }
-}
-
-impl Drop for DeliveryWaiting<'_> {
-    fn drop(&mut self) {
-        if self.0.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.1.notify_waiters();
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(notify) = self.when_none
+        {
+            notify.notify_waiters();
         }
     }
 }
