@@ -11,7 +11,7 @@ use super::StoreError;
 use super::errors::from_sqlx;
 use super::mapping::{rate_from_row, session_from_row};
 use super::rows::db_time;
-use super::sqlite::placeholder_rows;
+use super::sqlite::{ChunkStatement, placeholder_rows};
 
 macro_rules! session_columns {
     () => {
@@ -61,8 +61,8 @@ pub(super) async fn write_sessions(
         }
     }
     for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
-        // Built from constants only (placeholders, no data): nothing to inject.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_statement(chunk.len())));
+        static UPSERT: ChunkStatement = ChunkStatement::new(ROWS_PER_STATEMENT, upsert_statement);
+        let mut query = sqlx::query(UPSERT.text(chunk.len()));
         for s in chunk {
             query = query
                 .bind(s.id.hyphenated())

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::errors::from_sqlx;
 use super::rows::{self, db_time};
-use super::sqlite::placeholder_rows;
+use super::sqlite::{ChunkStatement, placeholder_rows};
 
 /// Rows per upsert statement: `COLUMNS` parameters each stays far below SQLite's 32 766, and a
 /// batch of 500 is five statements.
@@ -41,8 +41,9 @@ pub(super) async fn upsert(
 ) -> Result<(), StoreError> {
     // Counted, not returned: sqlx hands each returned row from its SQLite thread to this task
     // as a message of its own, a hundred per statement for ids that are almost always all there.
-    let statement = upsert_statement(chunk.len(), Returning::Nothing);
-    let query = sqlx::query_with(sqlx::AssertSqlSafe(statement), upsert_arguments(chunk, now)?);
+    static UPSERT: ChunkStatement =
+        ChunkStatement::new(ROWS_PER_STATEMENT, |rows| upsert_statement(rows, Returning::Nothing));
+    let query = sqlx::query_with(UPSERT.text(chunk.len()), upsert_arguments(chunk, now)?);
     let written = query.execute(&mut **tx).await.map_err(from_sqlx)?.rows_affected();
     if usize::try_from(written).is_ok_and(|written| written == chunk.len()) {
         return Ok(());
