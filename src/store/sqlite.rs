@@ -35,7 +35,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// bound, deliveries arriving faster than the store records them kept the write-behind from ever
 /// writing: 0-1 000 rows in 10 s of saturating webhook load at 100 000 vehicles, every vehicle's
 /// state since held only in memory (a crash would lose it; Enode does not resend what was
-/// acknowledged).
+/// acknowledged). With it and `BATCH_HOLDS_AT_LEAST` (alternating runs): 28 500-36 500 rows
+/// written during the load, caught up 3.7-4.0 s against 5.8-6.1 s after it, at 21 844-26 484
+/// against 36 500-40 723 events/s and ack p99 40.2-50.8 against 20.9-21.4 ms.
 const DEFER_TO_DELIVERIES_AT_MOST: Duration = Duration::from_millis(50);
 /// A write-behind batch that got its turn keeps it this long before letting waiting writers in
 /// between two statements (see `write_vehicles`); one 100-row statement is about 8 ms. With the
@@ -234,10 +236,7 @@ impl SqliteStore {
     /// 15 317-15 760 events/s, ack p99 28.9-33.1 against 44.5-72.4 ms; the store then has more
     /// to write once the load stops (caught up 6.9 s against 3.7 s). Deliveries hold the turn
     /// for one insert each, so the others wait only while deliveries keep coming, and then for
-    /// `DEFER_TO_DELIVERIES_AT_MOST` at most: unbounded, the write-behind wrote nothing while
-    /// deliveries kept coming. With the bound (alternating runs): 21 844-26 484 against
-    /// 36 500-40 723 events/s, ack p99 40.2-50.8 against 20.9-21.4 ms, 28 500-36 500 rows
-    /// written during the 10 s load against 100-1 000, caught up 3.7-4.0 s against 5.8-6.1 s.
+    /// `DEFER_TO_DELIVERIES_AT_MOST` at most (why, and what the bound costs: there).
     async fn delivery_turn(&self) -> Turn {
         let _waiting = Waiting::counted(&self.writers_waiting);
         let _delivery = Waiting::counted_telling(&self.deliveries_waiting, &self.deliveries_gone);
@@ -517,14 +516,16 @@ impl Store for SqliteStore {
         // moves forwards, also across statements.
         const KEYS_PER_STATEMENT: usize = 1000;
         let (_turn, mut tx) = self.begin_write().await?;
-        for chunk in used.chunks(KEYS_PER_STATEMENT) {
-            let values = placeholder_rows(2, chunk.len());
-            // Built from constants only (placeholders, no data): nothing to inject.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        static TOUCH: ChunkStatement = ChunkStatement::new(KEYS_PER_STATEMENT, |rows| {
+            let values = placeholder_rows(2, rows);
+            format!(
                 "UPDATE api_keys SET last_used_at = u.at \
                  FROM (SELECT column1 AS id, max(column2) AS at FROM (VALUES {values}) GROUP BY column1) AS u \
                  WHERE api_keys.id = u.id AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < u.at)"
-            )));
+            )
+        });
+        for chunk in used.chunks(KEYS_PER_STATEMENT) {
+            let mut query = sqlx::query(TOUCH.text(chunk.len()));
             for (id, at) in chunk {
                 query = query.bind(id.hyphenated()).bind(db_time(*at));
             }
