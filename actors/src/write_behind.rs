@@ -6,15 +6,17 @@
 //! vehicles, never lost data: a failed batch goes back into the queue unless something newer
 //! replaced it meanwhile. `flush` drains everything (graceful shutdown).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 use crate::ports::{PortError, StateStore, VehicleWrite};
+
+mod pending;
+
+use pending::Pending;
 
 #[derive(Clone, Debug)]
 pub struct WriteBehindConfig {
@@ -54,7 +56,7 @@ struct Inner {
     config: WriteBehindConfig,
     // A std Mutex: held only to move entries in or out, never across an await, so it is cheaper
     // than an async one and cannot stall the runtime.
-    pending: Mutex<HashMap<Uuid, VehicleWrite>>,
+    pending: Mutex<Pending>,
     wake: Notify,
     stopping: AtomicBool,
     // One writer at a time: the background loop and `flush` must not write the same vehicle's
@@ -72,7 +74,7 @@ impl WriteBehind {
             inner: Arc::new(Inner {
                 store,
                 config,
-                pending: Mutex::new(HashMap::new()),
+                pending: Mutex::new(Pending::default()),
                 wake: Notify::new(),
                 stopping: AtomicBool::new(false),
                 writer: tokio::sync::Mutex::new(()),
@@ -88,7 +90,7 @@ impl WriteBehind {
     pub fn submit(&self, write: VehicleWrite) {
         let full = {
             let mut pending = self.pending();
-            pending.insert(write.internal_id(), write);
+            pending.replace(write);
             pending.len() >= self.inner.config.batch
         };
         if full {
@@ -206,31 +208,20 @@ impl WriteBehind {
         unavailable.map_or(Ok(()), Err)
     }
 
-    /// Up to a batch of queued writes, deletes first: a vehicle removed and linked again gets a
-    /// new internal id with the same Enode id, and the old row must be gone before the new one
-    /// is inserted (the Enode id is unique).
+    /// Up to a batch of queued writes, deletes first (see `Pending::take`).
     fn take_batch(&self) -> Vec<VehicleWrite> {
-        let mut pending = self.pending();
-        let n = pending.len().min(self.inner.config.batch);
-        let mut ids: Vec<Uuid> = pending
-            .iter()
-            .filter(|(_, w)| matches!(w, VehicleWrite::Delete { .. }))
-            .map(|(id, _)| *id)
-            .take(n)
-            .collect();
-        ids.extend(pending.keys().filter(|id| !ids.contains(id)).take(n - ids.len()).copied().collect::<Vec<_>>());
-        ids.iter().filter_map(|id| pending.remove(id)).collect()
+        self.pending().take(self.inner.config.batch)
     }
 
     fn requeue(&self, batch: Vec<VehicleWrite>) {
         let mut pending = self.pending();
         for write in batch {
             // Something newer for this vehicle arrived while the batch was out: keep that.
-            pending.entry(write.internal_id()).or_insert(write);
+            pending.keep_newer(write);
         }
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<Uuid, VehicleWrite>> {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
         // A panic while holding this lock leaves the map consistent (inserts and removes are
         // single operations), so a poisoned lock is safe to keep using.
         self.inner.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
