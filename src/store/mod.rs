@@ -23,6 +23,8 @@ mod sqlite_checkpoint;
 mod sqlite_push;
 mod sqlite_restore;
 mod sqlite_sessions;
+mod sqlite_statements;
+mod sqlite_turns;
 mod sqlite_vehicles;
 pub mod testing;
 

@@ -3,11 +3,9 @@
 //! Column types: see migrations/sqlite/0001_schema.sql (uuids as hyphenated TEXT, timestamps as
 //! RFC 3339 TEXT, JSON as TEXT, booleans as INTEGER).
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,12 +13,13 @@ use chrono::{DateTime, Utc};
 use evconduit_actors::ports::VehicleWrite;
 use evconduit_actors::state::VehicleState;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::errors::{from_migrate, from_sqlx, is_sqlite_busy};
 use super::mapping::{key_from_row, user_from_row};
 use super::rows::db_time;
+use super::sqlite_statements::{ChunkStatement, placeholder_rows};
+use super::sqlite_turns::WriterTurns;
 use super::{
     batch, sqlite_accounts, sqlite_checkpoint, sqlite_push, sqlite_restore, sqlite_sessions, sqlite_vehicles, *,
 };
@@ -31,18 +30,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// SQLite has one writer at a time; write-behind batches are short, so a few seconds of waiting
 /// covers any honest contention, and a longer wait would only hide a stuck writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long another writer lets webhook deliveries go first (see `SqliteStore::turn`). Without a
-/// bound, deliveries arriving faster than the store records them kept the write-behind from ever
-/// writing: 0-1 000 rows in 10 s of saturating webhook load at 100 000 vehicles, every vehicle's
-/// state since held only in memory (a crash would lose it; Enode does not resend what was
-/// acknowledged). With it and `BATCH_HOLDS_AT_LEAST` (alternating runs): 28 500-36 500 rows
-/// written during the load, caught up 3.7-4.0 s against 5.8-6.1 s after it, at 21 844-26 484
-/// against 36 500-40 723 events/s and ack p99 40.2-50.8 against 20.9-21.4 ms.
-const DEFER_TO_DELIVERIES_AT_MOST: Duration = Duration::from_millis(50);
-/// A write-behind batch that got its turn keeps it this long before letting waiting writers in
-/// between two statements (see `write_vehicles`); one 100-row statement is about 8 ms. With the
-/// bound above the write-behind gets about a sixth of the turn under such a load.
-const BATCH_HOLDS_AT_LEAST: Duration = Duration::from_millis(10);
 /// Page cache per connection, in KiB (see `connect`).
 const PAGE_CACHE_KIB: u32 = 32 * 1024;
 /// Readers run in parallel under WAL; more connections than cores buys nothing.
@@ -65,49 +52,10 @@ macro_rules! key_columns {
 pub struct SqliteStore {
     /// For reads.
     pool: SqlitePool,
-    /// For writes: one connection, reached through a writer's `Turn`. SQLite empties a
-    /// connection's page cache whenever another connection has written since its last
-    /// transaction; writes spread over the read pool's connections found a cold cache each time
-    /// and walked the B-trees through `read()` calls. One writing connection keeps its cache.
-    writes: SqlitePool,
-    /// Writers of this process take turns here before they ask SQLite for its (single) write
-    /// lock: webhook deliveries first (see `delivery_turn`), the others first come first served
-    /// and after deliveries for a bounded time (see `turn`).
-    /// Left to SQLite, a writer that finds the lock taken sleeps in growing steps (up to 100 ms)
-    /// and retries: under webhook load a delivery's one-row insert waited behind write-behind
-    /// batches for up to 1.7 s although each held the lock for a few ms. The busy timeout still
-    /// covers other processes (the CLI).
-    writer: Arc<tokio::sync::Mutex<()>>,
-    /// Writers waiting for their turn: a long batch lets them in early (see `write_vehicles`).
-    writers_waiting: Arc<AtomicUsize>,
-    /// Webhook deliveries waiting for their turn (see `delivery_turn`); every other writer lets
-    /// them go first, and is told here when none is left.
-    deliveries_waiting: Arc<AtomicUsize>,
-    deliveries_gone: Arc<Notify>,
-    /// Told when a turn ends, i.e. after a write: wakes the WAL checkpointer (sqlite_checkpoint.rs).
-    wrote: Arc<Notify>,
+    /// Writes go through a writer's turn, on the store's one writing connection.
+    turns: WriterTurns,
     /// The WAL's length at the checkpointer's last look; 0 until it has looked (and in memory).
     wal_bytes: Arc<AtomicU64>,
-}
-
-/// A writer's turn (see `SqliteStore::writer`): held until the write is committed. Writes go
-/// through the turn's pool, the store's one writing connection.
-struct Turn {
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-    db: SqlitePool,
-    wrote: Arc<Notify>,
-}
-
-impl Turn {
-    fn db(&self) -> &SqlitePool {
-        &self.db
-    }
-}
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        self.wrote.notify_one();
-    }
 }
 
 impl SqliteStore {
@@ -164,128 +112,13 @@ impl SqliteStore {
         })
         .await?;
         let store = Self::new(reads, writes);
-        sqlite_checkpoint::spawn(
-            checkpointer,
-            Arc::downgrade(&store.writer),
-            Arc::downgrade(&store.wrote),
-            Arc::downgrade(&store.wal_bytes),
-        );
+        let (turn_queue, wrote) = store.turns.for_checkpointer();
+        sqlite_checkpoint::spawn(checkpointer, turn_queue, wrote, Arc::downgrade(&store.wal_bytes));
         Ok(store)
     }
 
     fn new(pool: SqlitePool, writes: SqlitePool) -> Self {
-        Self {
-            pool,
-            writes,
-            writer: Arc::new(tokio::sync::Mutex::new(())),
-            writers_waiting: Arc::default(),
-            deliveries_waiting: Arc::default(),
-            deliveries_gone: Arc::default(),
-            wrote: Arc::default(),
-            wal_bytes: Arc::default(),
-        }
-    }
-
-    /// Begins a transaction that takes the write lock at once. A plain (deferred) transaction
-    /// takes it at its first write, and if another connection committed in between SQLite fails
-    /// at once with SQLITE_BUSY instead of waiting out the busy timeout.
-    async fn begin_write(&self) -> Result<(Turn, sqlx::Transaction<'static, sqlx::Sqlite>), StoreError> {
-        let turn = self.turn().await;
-        let tx = turn.db().begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)?;
-        Ok((turn, tx))
-    }
-
-    /// This process's turn to write (a single-statement write needs no transaction, only this),
-    /// after every webhook delivery waiting for one, but for at most
-    /// `DEFER_TO_DELIVERIES_AT_MOST`: then it takes its place in the queue like a delivery.
-    async fn turn(&self) -> Turn {
-        let _waiting = Waiting::counted(&self.writers_waiting);
-        let stop_deferring = tokio::time::Instant::now() + DEFER_TO_DELIVERIES_AT_MOST;
-        loop {
-            // Past the bound: deliveries may still be waiting; this writer queues all the same.
-            let _deferred_long_enough = tokio::time::timeout_at(stop_deferring, self.no_delivery_waiting()).await;
-            let guard = Arc::clone(&self.writer).lock_owned().await;
-            // A delivery that came while this writer stood in the queue goes first: the queue is
-            // first come first served, so letting go hands the turn on towards it.
-            if self.deliveries_waiting.load(Ordering::Acquire) == 0 || tokio::time::Instant::now() >= stop_deferring {
-                return self.turn_holding(guard);
-            }
-        }
-    }
-
-    async fn no_delivery_waiting(&self) {
-        loop {
-            // Registered before the count is read, so the last delivery's wake-up is not missed.
-            let gone = self.deliveries_gone.notified();
-            tokio::pin!(gone);
-            gone.as_mut().enable();
-            if self.deliveries_waiting.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            gone.await;
-        }
-    }
-
-    /// A webhook delivery's turn to be recorded, ahead of every other writer. Its acknowledgement
-    /// waits for this write alone, and Enode's deliveries are what the service must never lose;
-    /// the write-behind, sessions, key use and "applied" marks can wait, and the write-behind
-    /// keeps only each vehicle's newest state meanwhile, so a longer wait means fewer rows to
-    /// write. In first-come order, a delivery waited behind whatever had queued before it: 463
-    /// of 1 548 deliveries in a webhook load waited over 15 ms, the longest 281 ms. First in
-    /// line (alternating runs, 100 000 vehicles, 10 s of webhooks): 24 888-26 930 against
-    /// 15 317-15 760 events/s, ack p99 28.9-33.1 against 44.5-72.4 ms; the store then has more
-    /// to write once the load stops (caught up 6.9 s against 3.7 s). Deliveries hold the turn
-    /// for one insert each, so the others wait only while deliveries keep coming, and then for
-    /// `DEFER_TO_DELIVERIES_AT_MOST` at most (why, and what the bound costs: there).
-    async fn delivery_turn(&self) -> Turn {
-        let _waiting = Waiting::counted(&self.writers_waiting);
-        let _delivery = Waiting::counted_telling(&self.deliveries_waiting, &self.deliveries_gone);
-        self.turn_holding(Arc::clone(&self.writer).lock_owned().await)
-    }
-
-    fn turn_holding(&self, guard: tokio::sync::OwnedMutexGuard<()>) -> Turn {
-        Turn { _guard: guard, db: self.writes.clone(), wrote: Arc::clone(&self.wrote) }
-    }
-}
-
-impl Drop for SqliteStore {
-    /// Wakes the checkpointer, which then finds the store gone and closes its connection.
-    fn drop(&mut self) {
-        self.wrote.notify_one();
-    }
-}
-
-/// `(?, ?, ...)` with `columns` placeholders, `rows` times, comma-separated: the VALUES list of
-/// the many-rows-to-a-statement writes (vehicles, sessions, key use).
-pub(super) fn placeholder_rows(columns: usize, rows: usize) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
-    vec![row.as_str(); rows].join(",")
-}
-
-/// The text of a many-rows statement, built by `build` for a number of rows. Kept once built for
-/// a full chunk (`rows`), the length of nearly every statement of a large write; built each time
-/// for other lengths. A 100-row vehicle upsert is ~3 KiB of text: allocated, written and freed
-/// for every statement, it was ~2% of the server's CPU while the write-behind caught up after a
-/// webhook load, and its allocation the most frequent caller of the allocator's slow path.
-pub(super) struct ChunkStatement {
-    rows: usize,
-    build: fn(usize) -> String,
-    full: OnceLock<String>,
-}
-
-impl ChunkStatement {
-    pub(super) const fn new(rows: usize, build: fn(usize) -> String) -> Self {
-        Self { rows, build, full: OnceLock::new() }
-    }
-
-    /// The statement for `rows` rows. Built from constants only (placeholders, no data): nothing
-    /// to inject.
-    pub(super) fn text(&'static self, rows: usize) -> sqlx::AssertSqlSafe<Cow<'static, str>> {
-        sqlx::AssertSqlSafe(if rows == self.rows {
-            Cow::Borrowed(self.full.get_or_init(|| (self.build)(rows)).as_str())
-        } else {
-            Cow::Owned((self.build)(rows))
-        })
+        Self { pool, turns: WriterTurns::new(writes), wal_bytes: Arc::default() }
     }
 }
 
@@ -322,38 +155,6 @@ fn single_connection() -> SqlitePoolOptions {
         .acquire_timeout(ACQUIRE_TIMEOUT)
 }
 
-/// Counts a writer as waiting while it exists (also when its wait is cancelled); the last one
-/// to stop waiting tells `when_none`, if given.
-struct Waiting<'a> {
-    count: &'a AtomicUsize,
-    when_none: Option<&'a Notify>,
-}
-
-impl<'a> Waiting<'a> {
-    fn counted(count: &'a AtomicUsize) -> Self {
-        Self::new(count, None)
-    }
-
-    fn counted_telling(count: &'a AtomicUsize, when_none: &'a Notify) -> Self {
-        Self::new(count, Some(when_none))
-    }
-
-    fn new(count: &'a AtomicUsize, when_none: Option<&'a Notify>) -> Self {
-        count.fetch_add(1, Ordering::AcqRel);
-        Self { count, when_none }
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(notify) = self.when_none
-        {
-            notify.notify_waiters();
-        }
-    }
-}
-
 /// `sqlite://data/evconduit.db` should work on a fresh checkout or volume: SQLite creates the
 /// file but not its directory.
 fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
@@ -373,7 +174,7 @@ impl Store for SqliteStore {
         // (sqlx nests each migration's own transaction as a savepoint).
         // (`run_direct` is `run` minus the `Acquire` bound, which async_trait's Send futures
         // cannot satisfy for a borrowed connection; sqlx keeps it public for this reason.)
-        let (_turn, mut tx) = self.begin_write().await?;
+        let (_turn, mut tx) = self.turns.begin_write().await?;
         MIGRATOR.run_direct(None, &mut *tx, false).await.map_err(from_migrate)?;
         tx.commit().await.map_err(from_sqlx)
     }
@@ -387,7 +188,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
-        let turn = self.turn().await;
+        let turn = self.turns.turn().await;
         let row = sqlx::query(concat!(
             "INSERT INTO users (id, email, name, role, tier, trial_ends_at, created_at) ",
             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING ",
@@ -434,7 +235,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
-        let turn = self.turn().await;
+        let turn = self.turns.turn().await;
         let row = sqlx::query(concat!(
             "INSERT INTO api_keys (id, key_hash, user_id, label, created_at) ",
             "VALUES (?1, ?2, ?3, ?4, ?5) RETURNING ",
@@ -478,7 +279,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
-        let turn = self.turn().await;
+        let turn = self.turns.turn().await;
         // One statement, so two revocations racing still keep the first time.
         sqlx::query(concat!(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 RETURNING ",
@@ -515,7 +316,7 @@ impl Store for SqliteStore {
         // A key may appear more than once: the GROUP BY keeps its latest use; the WHERE only
         // moves forwards, also across statements.
         const KEYS_PER_STATEMENT: usize = 1000;
-        let (_turn, mut tx) = self.begin_write().await?;
+        let (_turn, mut tx) = self.turns.begin_write().await?;
         static TOUCH: ChunkStatement = ChunkStatement::new(KEYS_PER_STATEMENT, |rows| {
             let values = placeholder_rows(2, rows);
             format!(
@@ -549,22 +350,20 @@ impl Store for SqliteStore {
         }
         // One transaction for the batch: all or nothing, and one commit (one WAL sync) instead
         // of one per row.
-        let (mut turn, mut tx) = self.begin_write().await?;
+        let (mut turn, mut tx) = self.turns.begin_write().await?;
         let mut held = tokio::time::Instant::now();
         sqlite_vehicles::delete(&mut tx, &batch.deletes).await?;
         let now = Utc::now();
         for (n, chunk) in batch.upserts.chunks(sqlite_vehicles::ROWS_PER_STATEMENT).enumerate() {
             // A large batch holds the write lock for tens of milliseconds; a webhook delivery
             // waiting to be recorded (its acknowledgement waits for that) goes in between two
-            // statements, once the batch has had its share (`BATCH_HOLDS_AT_LEAST`): yielding
-            // after every statement, it waited up to `DEFER_TO_DELIVERIES_AT_MOST` again per
-            // 100 rows. Committing part of a batch is safe: each row is a whole, newest state,
-            // and a failure later re-queues the batch, which writes the same rows again.
-            let had_its_share = held.elapsed() >= BATCH_HOLDS_AT_LEAST;
-            if n > 0 && had_its_share && self.writers_waiting.load(Ordering::Relaxed) > 0 {
+            // statements once the batch has had its share (sqlite_turns.rs). Committing part of
+            // a batch is safe: each row is a whole, newest state, and a failure later re-queues
+            // the batch, which writes the same rows again.
+            if n > 0 && self.turns.others_are_owed_the_turn(held) {
                 tx.commit().await.map_err(from_sqlx)?;
                 drop(turn);
-                (turn, tx) = self.begin_write().await?;
+                (turn, tx) = self.turns.begin_write().await?;
                 held = tokio::time::Instant::now();
             }
             sqlite_vehicles::upsert(&mut tx, chunk, now).await?;
@@ -575,7 +374,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_delivery(&self, delivery: &NewDelivery) -> Result<DeliveryOutcome, StoreError> {
-        let turn = self.delivery_turn().await;
+        let turn = self.turns.delivery_turn().await;
         // Insert-or-nothing in one statement: two concurrent deliveries with the same id cannot
         // both be told `Recorded`.
         let result = sqlx::query(
@@ -605,7 +404,7 @@ impl Store for SqliteStore {
     }
 
     async fn mark_delivery_applied(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let turn = self.turn().await;
+        let turn = self.turns.turn().await;
         sqlx::query("UPDATE webhook_deliveries SET applied_at = ?1 WHERE id = ?2")
             .bind(db_time(at))
             .bind(id)
@@ -616,7 +415,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let turn = self.turn().await;
+        let turn = self.turns.turn().await;
         sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?1")
             .bind(db_time(before))
             .execute(turn.db())
@@ -633,7 +432,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let (_turn, tx) = self.begin_write().await?;
+        let (_turn, tx) = self.turns.begin_write().await?;
         sqlite_sessions::write_sessions(tx, batch).await
     }
 
@@ -651,12 +450,12 @@ impl Store for SqliteStore {
         vehicle_id: Uuid,
         odometer_km: f64,
     ) -> Result<Option<ChargingSession>, StoreError> {
-        let turn = self.turn().await;
+        let turn = self.turns.turn().await;
         sqlite_sessions::set_latest_session_odometer(turn.db(), vehicle_id, odometer_km).await
     }
 
     async fn set_electricity_rate(&self, user_id: Uuid, rate: &ElectricityRate) -> Result<(), StoreError> {
-        let turn = self.turn().await;
+        let turn = self.turns.turn().await;
         sqlite_sessions::set_electricity_rate(turn.db(), user_id, rate).await
     }
 
@@ -673,12 +472,12 @@ impl Store for SqliteStore {
     }
 
     async fn save_push_registration(&self, registration: &PushRegistration) -> Result<(), StoreError> {
-        let (_turn, tx) = self.begin_write().await?;
+        let (_turn, tx) = self.turns.begin_write().await?;
         sqlite_push::save_push_registration(tx, registration).await
     }
 
     async fn save_push_pending(&self, vehicle_id: Uuid, pending: &PendingPush) -> Result<(), StoreError> {
-        let turn = self.turn().await;
+        let turn = self.turns.turn().await;
         sqlite_push::save_push_pending(turn.db(), vehicle_id, pending).await
     }
 
@@ -688,7 +487,7 @@ impl Store for SqliteStore {
         settled: Option<u64>,
         health: &PushHealth,
     ) -> Result<(), StoreError> {
-        let turn = self.turn().await;
+        let turn = self.turns.turn().await;
         sqlite_push::record_push_attempt(turn.db(), vehicle_id, settled, health).await
     }
 }
@@ -712,92 +511,6 @@ mod tests {
         }
     }
 
-    /// Deliveries go first, but not for ever: the write-behind must write while they keep coming.
-    #[tokio::test]
-    async fn a_writer_gets_its_turn_while_deliveries_keep_coming() {
-        let db = TestDatabase::sqlite();
-        let store = Arc::new(SqliteStore::connect(db.url()).await.expect("connect"));
-        let streaming = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        // Three deliveries taking turns: one holds the turn, the others wait, all the time.
-        let deliveries: Vec<_> = (0..3)
-            .map(|_| {
-                let (store, streaming) = (Arc::clone(&store), Arc::clone(&streaming));
-                tokio::spawn(async move {
-                    while streaming.load(Ordering::Relaxed) {
-                        let _turn = store.delivery_turn().await;
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                })
-            })
-            .collect();
-        while store.deliveries_waiting.load(Ordering::Relaxed) == 0 {
-            tokio::task::yield_now().await;
-        }
-        // Deferring without a bound, this waits until the deliveries stop (here: the timeout).
-        let got_turn = tokio::time::timeout(Duration::from_secs(10), store.turn()).await;
-        let deliveries_still_coming = store.deliveries_waiting.load(Ordering::Relaxed) > 0;
-        streaming.store(false, Ordering::Relaxed);
-        drop(got_turn.expect("a writer's turn while deliveries keep coming"));
-        assert!(deliveries_still_coming, "the turn came only once no delivery was waiting");
-        for delivery in deliveries {
-            delivery.await.expect("delivery");
-        }
-        drop(store);
-        db.drop_db().await;
-    }
-
-    #[test]
-    fn a_full_chunk_statement_is_built_once() {
-        static STATEMENT: ChunkStatement =
-            ChunkStatement::new(3, |rows| format!("VALUES {}", placeholder_rows(1, rows)));
-        let first = STATEMENT.text(3).0;
-        let again = STATEMENT.text(3).0;
-        assert!(matches!(again, Cow::Borrowed(_)));
-        assert!(std::ptr::eq(first.as_ref(), again.as_ref()), "the same text, not a copy");
-        assert_eq!(again, "VALUES (?),(?),(?)");
-        assert_eq!(STATEMENT.text(2).0, "VALUES (?),(?)");
-    }
-
-    /// A delivery queued behind other writers is recorded before them.
-    #[tokio::test]
-    async fn a_delivery_is_recorded_before_writers_queued_ahead_of_it() {
-        let db = TestDatabase::sqlite();
-        let store = Arc::new(SqliteStore::connect(db.url()).await.expect("connect"));
-        let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
-        let held = store.turn().await;
-        let mut waiting = Vec::new();
-        for name in ["background 1", "background 2"] {
-            let (writer, order_tx) = (Arc::clone(&store), order_tx.clone());
-            waiting.push(tokio::spawn(async move {
-                let _turn = writer.turn().await;
-                order_tx.send(name).expect("send");
-            }));
-            while store.writers_waiting.load(Ordering::Relaxed) < waiting.len() {
-                tokio::task::yield_now().await;
-            }
-        }
-        let (writer, order_tx2) = (Arc::clone(&store), order_tx.clone());
-        waiting.push(tokio::spawn(async move {
-            let _turn = writer.delivery_turn().await;
-            order_tx2.send("delivery").expect("send");
-        }));
-        while store.deliveries_waiting.load(Ordering::Relaxed) == 0 {
-            tokio::task::yield_now().await;
-        }
-        drop(held);
-        for task in waiting {
-            task.await.expect("writer");
-        }
-        drop(order_tx);
-        let mut seen = Vec::new();
-        while let Some(name) = order.recv().await {
-            seen.push(name);
-        }
-        assert_eq!(seen, ["delivery", "background 1", "background 2"]);
-        drop(store);
-        db.drop_db().await;
-    }
-
     /// Statement journals (and sorts too big for the page cache) stay in memory on every
     /// connection: on a temporary file they cost a write per changed page (see `connect`).
     #[tokio::test]
@@ -805,7 +518,7 @@ mod tests {
         let db = TestDatabase::sqlite();
         let store = SqliteStore::connect(db.url()).await.expect("connect");
         const MEMORY: i64 = 2;
-        for pool in [&store.writes, &store.pool] {
+        for pool in [store.turns.connection(), &store.pool] {
             let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(pool).await.expect("pragma");
             assert_eq!(temp_store, MEMORY);
         }

@@ -11,7 +11,7 @@ use super::StoreError;
 use super::errors::from_sqlx;
 use super::mapping::{rate_from_row, session_from_row};
 use super::rows::db_time;
-use super::sqlite::{ChunkStatement, placeholder_rows};
+use super::sqlite_statements::{ChunkStatement, placeholder_rows};
 
 macro_rules! session_columns {
     () => {

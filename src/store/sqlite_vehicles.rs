@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::errors::from_sqlx;
 use super::rows::{self, db_time};
-use super::sqlite::{ChunkStatement, placeholder_rows};
+use super::sqlite_statements::{ChunkStatement, placeholder_rows};
 
 /// Rows per upsert statement: `COLUMNS` parameters each stays far below SQLite's 32 766, and a
 /// batch of 500 is five statements.
