@@ -64,9 +64,16 @@ async fn the_budget_holds_in_every_window_and_user_calls_go_first() {
     assert!(in_5s <= u64::from(RATE / 12 + BURST), "{in_5s} requests in 5 s");
     let in_1s = stats.max_in_window(Duration::from_secs(1), every);
     assert!(in_1s <= u64::from(RATE / 60 + BURST), "{in_1s} requests in 1 s");
-    // Background alone: half the rate (5 in 5 s) plus its own burst (1).
-    let background_in_5s = stats.max_in_window(Duration::from_secs(5), background_only);
-    assert!(background_in_5s <= 6, "{background_in_5s} background requests in 5 s");
+    // Background alone: half the rate (5 in 5 s), plus its own burst (1), plus one request sent
+    // later than its permit was taken: a background permit taken while a user call then went
+    // first is kept and sent after it (`background_credit` in budget.rs), and a request may be
+    // seen late by the simulator when this loaded machine stalls the test between send and
+    // arrival. Either shifts one request towards the next; neither adds one to the global budget,
+    // checked above. (Allowing 6 in 5 s, one run in many failed with 7.)
+    for (window, most) in [(5, 5 + 1 + 1), (10, 10 + 1 + 1)] {
+        let seen = stats.max_in_window(Duration::from_secs(window), background_only);
+        assert!(seen <= most, "{seen} background requests in {window} s");
+    }
     // Paced, not stopped: about 12 background requests in 12 s.
     assert!(stats.count_route(BACKGROUND_ROUTE) >= 8, "{}", stats.count_route(BACKGROUND_ROUTE));
     assert_eq!(stats.count(USER_ROUTE, 200), 5);
