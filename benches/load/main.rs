@@ -18,6 +18,7 @@ mod process;
 mod ractor_probe;
 mod report;
 mod seed;
+mod store_lag;
 mod webhooks;
 
 use std::path::Path;
@@ -158,9 +159,8 @@ async fn run(options: Options, placement: Placement) {
 
     // The service with nothing in it: what the process costs before any vehicle.
     let (empty_startup, empty_rss) = {
-        let addr = free_addr();
         let started = Instant::now();
-        let mut server = service(&empty_db, &sim, addr, &work, cpus);
+        let mut server = service(&empty_db, &sim, ServiceAddrs::free(), &work, cpus);
         let took = server.wait_ready("/healthz", started, READY_TIMEOUT).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss = server.rss_kib();
@@ -171,9 +171,10 @@ async fn run(options: Options, placement: Placement) {
     report.memory.empty_rss_kib = empty_rss;
 
     // The service restored from the seeded store.
-    let addr = free_addr();
+    let addrs = ServiceAddrs::free();
+    let addr = addrs.api;
     let started = Instant::now();
-    let mut server = service(&db, &sim, addr, &work, cpus);
+    let mut server = service(&db, &sim, addrs, &work, cpus);
     let startup = server.wait_ready("/healthz", started, READY_TIMEOUT).await;
     report.startup_secs = startup.as_secs_f64();
     eprintln!("load: service restored {n} vehicles and served in {startup:.2?}");
@@ -259,9 +260,11 @@ async fn run(options: Options, placement: Placement) {
     // Webhooks.
     eprintln!("load: webhooks for {:.0?}", options.webhook_secs);
     let load = Arc::new(WebhookLoad::new(&seeded.vehicles));
+    let lag_before = store_lag::write_behind(addrs.metrics).await;
     let cpu_before = (server.cpu(), cpu_time(std::process::id()));
     let result = load.run(addr, options.webhook_connections, options.batch, options.webhook_secs).await;
     let cpu_after = (server.cpu(), cpu_time(std::process::id()));
+    let lag_at_end = store_lag::write_behind(addrs.metrics).await;
     let (catch_up, behind) = load.wait_caught_up(options.backend, db.url(), Duration::from_secs(30)).await;
     let secs = result.elapsed.as_secs_f64();
     report.webhooks = Webhooks {
@@ -274,6 +277,8 @@ async fn run(options: Options, placement: Placement) {
         ack_max_ms: result.ack.max() as f64 / 1000.0,
         catch_up_secs: catch_up.map(|d| d.as_secs_f64()),
         behind_at_deadline: behind,
+        backlog_at_end: lag_at_end.map(|lag| lag.backlog),
+        written_during_load: lag_before.zip(lag_at_end).map(|(before, end)| end.written.saturating_sub(before.written)),
         server_cores: (cpu_after.0 - cpu_before.0).as_secs_f64() / secs,
         harness_cores: (cpu_after.1 - cpu_before.1).as_secs_f64() / secs,
     };
@@ -311,13 +316,14 @@ async fn run(options: Options, placement: Placement) {
 fn service(
     db: &TestDatabase,
     sim: &evconduit::enode::sim::SimHandle,
-    addr: std::net::SocketAddr,
+    addrs: ServiceAddrs,
     dir: &Path,
     cpus: Option<&str>,
 ) -> Server {
     let env = [
         ("DATABASE_URL", db.url().to_owned()),
-        ("LISTEN", addr.to_string()),
+        ("LISTEN", addrs.api.to_string()),
+        ("METRICS_LISTEN", addrs.metrics.to_string()),
         ("ENODE_WEBHOOK_SECRETS", webhooks::SECRET.to_owned()),
         ("ENODE_CLIENT_ID", sim.client_id().to_owned()),
         ("ENODE_CLIENT_SECRET", sim.client_secret().to_owned()),
@@ -339,7 +345,20 @@ fn service(
         .filter(|(k, _)| !env.iter().any(|(own, _)| own == k))
         .collect();
     let env: Vec<(String, String)> = env.into_iter().chain(passed).collect();
-    Server::spawn("evconduit", Path::new(SERVICE), &["serve"], &env, dir, cpus, addr)
+    Server::spawn("evconduit", Path::new(SERVICE), &["serve"], &env, dir, cpus, addrs.api)
+}
+
+/// Where the service under test listens: its API, and `/metrics` (read for the write-behind's lag).
+#[derive(Clone, Copy)]
+struct ServiceAddrs {
+    api: std::net::SocketAddr,
+    metrics: std::net::SocketAddr,
+}
+
+impl ServiceAddrs {
+    fn free() -> Self {
+        Self { api: free_addr(), metrics: free_addr() }
+    }
 }
 
 async fn database(backend: Backend) -> TestDatabase {

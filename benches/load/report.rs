@@ -74,6 +74,10 @@ pub struct Webhooks {
     /// Seconds from the last acknowledgement until the store held every acknowledged state.
     pub catch_up_secs: Option<f64>,
     pub behind_at_deadline: usize,
+    /// Vehicle writes the write-behind still held when the load stopped (its lag), and how many
+    /// it had stored during the load, from the service's metrics (None if they could not be read).
+    pub backlog_at_end: Option<u64>,
+    pub written_during_load: Option<u64>,
     pub server_cores: f64,
     pub harness_cores: f64,
 }
@@ -273,6 +277,16 @@ impl Report {
             w.catch_up_secs
                 .map_or_else(|| "NOT within the deadline".to_owned(), |s| format!("{s:.2} s after the load stopped"))
         );
+        if let (Some(backlog), Some(written)) = (w.backlog_at_end, w.written_during_load) {
+            let _ = writeln!(
+                s,
+                "Write-behind: {written} vehicle writes stored during the load, {backlog} waiting when it stopped{}.",
+                w.catch_up_secs.map_or_else(String::new, |secs| format!(
+                    " ({:.0} per second until caught up)",
+                    backlog as f64 / secs.max(0.001)
+                ))
+            );
+        }
         let _ = writeln!(
             s,
             "Enode requests during the read phases: {} {:?}.",
