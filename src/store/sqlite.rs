@@ -351,7 +351,6 @@ impl Store for SqliteStore {
         // One transaction for the batch: all or nothing, and one commit (one WAL sync) instead
         // of one per row.
         let (mut turn, mut tx) = self.turns.begin_write().await?;
-        let mut held = tokio::time::Instant::now();
         sqlite_vehicles::delete(&mut tx, &batch.deletes).await?;
         let now = Utc::now();
         for (n, chunk) in batch.upserts.chunks(sqlite_vehicles::ROWS_PER_STATEMENT).enumerate() {
@@ -360,11 +359,10 @@ impl Store for SqliteStore {
             // statements once the batch has had its share (sqlite_turns.rs). Committing part of
             // a batch is safe: each row is a whole, newest state, and a failure later re-queues
             // the batch, which writes the same rows again.
-            if n > 0 && self.turns.others_are_owed_the_turn(held) {
+            if n > 0 && self.turns.others_are_owed(&turn) {
                 tx.commit().await.map_err(from_sqlx)?;
                 drop(turn);
                 (turn, tx) = self.turns.begin_write().await?;
-                held = tokio::time::Instant::now();
             }
             sqlite_vehicles::upsert(&mut tx, chunk, now).await?;
         }

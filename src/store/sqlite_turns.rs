@@ -30,7 +30,7 @@ use super::errors::from_sqlx;
 /// against 36 500-40 723 events/s and ack p99 40.2-50.8 against 20.9-21.4 ms.
 const DEFER_TO_DELIVERIES_AT_MOST: Duration = Duration::from_millis(50);
 /// A long write that got its turn keeps it this long before letting waiting writers in (see
-/// `WriterTurns::others_are_owed_the_turn`); one 100-row vehicle upsert is about 8 ms. With the
+/// `WriterTurns::others_are_owed`); one 100-row vehicle upsert is about 8 ms. With the
 /// bound above the write-behind gets about a sixth of the turn under a saturating webhook load.
 const BATCH_HOLDS_AT_LEAST: Duration = Duration::from_millis(10);
 
@@ -54,6 +54,8 @@ pub(super) struct Turn {
     _guard: OwnedMutexGuard<()>,
     db: SqlitePool,
     wrote: Arc<Notify>,
+    /// When the turn was given: a long write's share is counted from here.
+    taken: Instant,
 }
 
 impl Turn {
@@ -136,11 +138,11 @@ impl WriterTurns {
         self.turn_holding(Arc::clone(&self.queue).lock_owned().await)
     }
 
-    /// Whether a long write that has held its turn since `held_since` should commit what it has
-    /// and queue again: someone is waiting and it has had `BATCH_HOLDS_AT_LEAST`. Yielding after
-    /// every statement, a batch waited up to `DEFER_TO_DELIVERIES_AT_MOST` again per statement.
-    pub fn others_are_owed_the_turn(&self, held_since: Instant) -> bool {
-        held_since.elapsed() >= BATCH_HOLDS_AT_LEAST && self.writers_waiting.load(Ordering::Relaxed) > 0
+    /// Whether a long write holding `turn` should commit what it has and queue again: someone is
+    /// waiting and it has had `BATCH_HOLDS_AT_LEAST`. Yielding after every statement, a batch
+    /// waited up to `DEFER_TO_DELIVERIES_AT_MOST` again per statement.
+    pub fn others_are_owed(&self, turn: &Turn) -> bool {
+        turn.taken.elapsed() >= BATCH_HOLDS_AT_LEAST && self.writers_waiting.load(Ordering::Relaxed) > 0
     }
 
     async fn no_delivery_waiting(&self) {
@@ -157,7 +159,7 @@ impl WriterTurns {
     }
 
     fn turn_holding(&self, guard: OwnedMutexGuard<()>) -> Turn {
-        Turn { _guard: guard, db: self.writes.clone(), wrote: Arc::clone(&self.wrote) }
+        Turn { _guard: guard, db: self.writes.clone(), wrote: Arc::clone(&self.wrote), taken: Instant::now() }
     }
 }
 
@@ -285,8 +287,7 @@ mod tests {
     async fn a_long_write_yields_after_its_share_when_someone_waits() {
         let turns = turns();
         let held = turns.turn().await;
-        let since = Instant::now();
-        assert!(!turns.others_are_owed_the_turn(since), "nobody waits");
+        assert!(!turns.others_are_owed(&held), "nobody waits");
         let waiter = tokio::spawn({
             let turns = Arc::clone(&turns);
             async move { drop(turns.turn().await) }
@@ -294,9 +295,9 @@ mod tests {
         while turns.writers_waiting.load(Ordering::Relaxed) == 0 {
             tokio::task::yield_now().await;
         }
-        assert!(!turns.others_are_owed_the_turn(since), "the write has not had its share yet");
+        assert!(!turns.others_are_owed(&held), "the write has not had its share yet");
         tokio::time::advance(BATCH_HOLDS_AT_LEAST).await;
-        assert!(turns.others_are_owed_the_turn(since));
+        assert!(turns.others_are_owed(&held));
         drop(held);
         waiter.await.expect("the waiting writer gets its turn");
     }
