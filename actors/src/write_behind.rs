@@ -6,7 +6,7 @@
 //! vehicles, never lost data: a failed batch goes back into the queue unless something newer
 //! replaced it meanwhile. `flush` drains everything (graceful shutdown).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,9 @@ impl Default for WriteBehindConfig {
 pub struct WriteBehindStats {
     /// Writes waiting to be stored.
     pub backlog: usize,
+    /// Writes taken out of the queue for the batch being written now. Caught up means both this
+    /// and `backlog` are 0.
+    pub in_flight: usize,
     pub written: u64,
     pub failed_batches: u64,
     /// Writes the store refused outright (each logged): data that could not be saved.
@@ -57,6 +60,9 @@ struct Inner {
     // A std Mutex: held only to move entries in or out, never across an await, so it is cheaper
     // than an async one and cannot stall the runtime.
     pending: Mutex<Pending>,
+    /// Set under the `pending` lock when a batch is taken, so a stats reader never sees a write
+    /// in neither place.
+    in_flight: AtomicUsize,
     wake: Notify,
     stopping: AtomicBool,
     // One writer at a time: the background loop and `flush` must not write the same vehicle's
@@ -75,6 +81,7 @@ impl WriteBehind {
                 store,
                 config,
                 pending: Mutex::new(Pending::default()),
+                in_flight: AtomicUsize::new(0),
                 wake: Notify::new(),
                 stopping: AtomicBool::new(false),
                 writer: tokio::sync::Mutex::new(()),
@@ -99,8 +106,13 @@ impl WriteBehind {
     }
 
     pub fn stats(&self) -> WriteBehindStats {
+        let (backlog, in_flight) = {
+            let pending = self.pending();
+            (pending.len(), self.inner.in_flight.load(Ordering::Relaxed))
+        };
         WriteBehindStats {
-            backlog: self.pending().len(),
+            backlog,
+            in_flight,
             written: self.inner.written.load(Ordering::Relaxed),
             failed_batches: self.inner.failed_batches.load(Ordering::Relaxed),
             dropped: self.inner.dropped.load(Ordering::Relaxed),
@@ -163,6 +175,8 @@ impl WriteBehind {
             if batch.is_empty() {
                 return Ok(());
             }
+            // Cleared however this batch ends: written, re-queued, or the future dropped.
+            let _in_flight = InFlight(&self.inner.in_flight);
             let started = Instant::now();
             match self.inner.store.write_vehicles(&batch).await {
                 Ok(()) => {
@@ -208,9 +222,12 @@ impl WriteBehind {
         unavailable.map_or(Ok(()), Err)
     }
 
-    /// Up to a batch of queued writes, deletes first (see `Pending::take`).
+    /// Up to a batch of queued writes, deletes first (see `Pending::take`), counted as in flight.
     fn take_batch(&self) -> Vec<VehicleWrite> {
-        self.pending().take(self.inner.config.batch)
+        let mut pending = self.pending();
+        let batch = pending.take(self.inner.config.batch);
+        self.inner.in_flight.store(batch.len(), Ordering::Relaxed);
+        batch
     }
 
     fn requeue(&self, batch: Vec<VehicleWrite>) {
@@ -225,6 +242,16 @@ impl WriteBehind {
         // A panic while holding this lock leaves the map consistent (inserts and removes are
         // single operations), so a poisoned lock is safe to keep using.
         self.inner.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The batch being written; its writes stop counting as in flight when it is dropped (a re-queued
+/// write is back in the queue by then, so for a moment it counts twice, never zero times).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
     }
 }
 
@@ -316,6 +343,61 @@ mod tests {
         wb.submit(VehicleWrite::Delete { internal_id: gone.internal_id });
         let first = wb.take_batch();
         assert!(matches!(first[0], VehicleWrite::Delete { .. }));
+    }
+
+    /// A store whose writes wait until the test lets them through.
+    struct HeldStore {
+        inner: MemoryStore,
+        release: tokio::sync::Semaphore,
+    }
+
+    #[async_trait::async_trait]
+    impl StateStore for HeldStore {
+        async fn load_vehicles(&self) -> Result<Vec<crate::state::VehicleState>, PortError> {
+            self.inner.load_vehicles().await
+        }
+
+        async fn write_vehicles(&self, batch: &[VehicleWrite]) -> Result<(), PortError> {
+            let permit = self.release.acquire().await.map_err(|_| PortError::retryable("closed"))?;
+            permit.forget();
+            self.inner.write_vehicles(batch).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_being_written_counts_as_in_flight_until_it_is_stored() {
+        let store = Arc::new(HeldStore { inner: MemoryStore::default(), release: tokio::sync::Semaphore::new(0) });
+        let config = WriteBehindConfig { batch: 3, ..WriteBehindConfig::default() };
+        let wb = WriteBehind::new(store.clone(), config);
+        for i in 0..5 {
+            wb.submit(VehicleWrite::Upsert(Arc::new(sample_state(&format!("v{i}")))));
+        }
+        let flushing = tokio::spawn({
+            let wb = wb.clone();
+            async move { wb.flush(Duration::from_secs(5)).await }
+        });
+        let seen = |backlog, in_flight| {
+            let wb = wb.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(5), async {
+                    while (wb.stats().backlog, wb.stats().in_flight) != (backlog, in_flight) {
+                        tokio::task::yield_now().await;
+                    }
+                })
+                .await
+                .unwrap_or_else(|_| panic!("never saw backlog {backlog}, in flight {in_flight}: {:?}", wb.stats()));
+            }
+        };
+        // The first batch is out: not in the queue any more, and not stored yet.
+        seen(2, 3).await;
+        assert_eq!(store.inner.len(), 0);
+        store.release.add_permits(1);
+        seen(0, 2).await;
+        assert_eq!(store.inner.len(), 3);
+        store.release.add_permits(1);
+        flushing.await.unwrap().unwrap();
+        assert_eq!((wb.stats().backlog, wb.stats().in_flight), (0, 0));
+        assert_eq!(store.inner.len(), 5);
     }
 
     #[tokio::test]

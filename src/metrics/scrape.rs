@@ -185,6 +185,7 @@ impl Scrape {
     fn store(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let s = self.state.write_behind.stats();
         gauge(enc, "store_write_behind_backlog", "Vehicle writes waiting to be stored", s.backlog)?;
+        gauge(enc, "store_write_behind_in_flight", "Vehicle writes in the batch being stored", s.in_flight)?;
         counter(enc, "store_writes", "Vehicle writes stored", s.written)?;
         counter(enc, "store_failed_batches", "Write-behind batches the store refused (retried)", s.failed_batches)?;
         gauge(

@@ -65,7 +65,7 @@ async fn admin_routes_answer_only_to_admins() {
     let (_, user_key) = app.user_with_key(None, "someone@example.com", None).await;
     let admin_key = app.admin_key().await;
 
-    for path in ["/admin/actors", "/admin/upstream", "/admin/webhooks", "/admin/push", "/admin/users"] {
+    for path in ["/admin/actors", "/admin/upstream", "/admin/webhooks", "/admin/push", "/admin/users", "/admin/store"] {
         let anonymous = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{path} without credentials");
         let (status, body) = app.get_json("not-the-token-at-all", path).await;
@@ -191,6 +191,17 @@ async fn overview_endpoints_describe_the_service() {
     let driver = users.as_array().unwrap().iter().find(|u| u["email"] == "driver@example.com").unwrap();
     assert_eq!(driver["vehicles"], 3);
     assert_eq!(driver["role"], "user");
+    // The three cars' states reach the store (the write-behind runs every 20 ms here).
+    eventually("the write-behind stores the three cars", Duration::from_secs(10), || async {
+        let (_, store) = app.admin("/admin/store").await;
+        store["write_behind"]["written"] == 3
+    })
+    .await;
+    let (_, store) = app.admin("/admin/store").await;
+    assert_eq!(store["write_behind"]["backlog"], 0);
+    assert_eq!(store["write_behind"]["in_flight"], 0);
+    assert_eq!(store["write_behind"]["dropped"], 0);
+    assert!(store["wal_bytes"].is_number(), "a file-backed SQLite store reports its WAL: {store}");
     app.stop().await;
 }
 

@@ -4,12 +4,16 @@
 
 use std::time::Duration;
 
+use evconduit::config::{Config, Secret};
 use evconduit::store::testing::TestDatabase;
+use evconduit_actors::ports::VehicleWrite;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::Connection;
 
 use crate::helpers::*;
+
+const ADMIN_TOKEN: &str = "admin-token-for-outage-tests-0123";
 
 /// Refuses new connections to the test database and cuts the open ones: for this service, the
 /// database is down (other tests' databases on the same server are untouched).
@@ -35,7 +39,7 @@ async fn set_database_up(db: &TestDatabase, up: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_degrades_service_and_loses_nothing() {
     let Some(db) = TestDatabase::postgres().await else { return };
-    let mut config = config(&db);
+    let mut config = Config { admin_token: Some(Secret::new(ADMIN_TOKEN)), ..config(&db) };
     // Slow write-behind, so state accepted just before the outage is still queued when it starts.
     config.write_behind_interval_ms = 1_000;
     let app = TestApp::start(config).await;
@@ -71,9 +75,18 @@ async fn a_database_outage_degrades_service_and_loses_nothing() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["checks"]["store"], "unreachable");
-    // The write-behind keeps what it holds and retries.
+    // The write-behind keeps what it holds and retries, and the admin API says so. The car's
+    // state is handed over again as its actor does on every change, so a write is surely queued
+    // (the one accepted above may have been stored just before the outage).
+    let car = app.state.fleet.board().get("car").expect("the car's entry");
+    app.state.write_behind.submit(VehicleWrite::Upsert(car.snapshot().state.clone()));
     tokio::time::sleep(Duration::from_millis(2_000)).await;
-    assert!(app.state.fleet.board().get("car").is_some());
+    let (status, store) = app.get_json(ADMIN_TOKEN, "/admin/store").await;
+    assert_eq!(status, StatusCode::OK, "answered without the database: {store}");
+    let waiting = &store["write_behind"];
+    assert_eq!(waiting["backlog"].as_u64().unwrap() + waiting["in_flight"].as_u64().unwrap(), 1, "{store}");
+    assert!(waiting["failed_batches"].as_u64().unwrap() >= 1, "{store}");
+    assert_eq!(waiting["dropped"], 0);
 
     set_database_up(&db, true).await;
 

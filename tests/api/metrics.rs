@@ -61,6 +61,7 @@ async fn metrics_are_served_on_their_own_listener() {
         Some(2.0)
     );
     assert!(sample(&text, "evconduit_store_write_behind_backlog").is_some());
+    assert!(sample(&text, "evconduit_store_write_behind_in_flight").is_some());
     assert!(sample(&text, "evconduit_store_writes_total").is_some());
     // SQLite's WAL: present from the start, its length once the checkpointer has looked.
     assert!(sample(&text, "evconduit_store_wal_bytes").is_some(), "{text}");

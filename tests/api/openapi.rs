@@ -48,6 +48,7 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         "/admin/webhooks",
         "/admin/push",
         "/admin/users",
+        "/admin/store",
     ] {
         assert!(paths.contains_key(expected), "{expected} is not in the spec");
     }

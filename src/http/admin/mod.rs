@@ -1,12 +1,13 @@
 //! The operators' API under `/admin`: every vehicle actor's health and history, the upstream
-//! budget, webhook and push health, users, and an HTML overview page. Only the admin token or an
-//! admin user's API key gets in (`auth`).
+//! budget, webhook and push health, users, the store's write-behind, and an HTML overview page.
+//! Only the admin token or an admin user's API key gets in (`auth`).
 
 pub mod actors;
 pub mod auth;
 pub mod overview;
 pub mod page;
 pub mod rates;
+pub mod store;
 pub mod view;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -25,4 +26,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(overview::webhooks))
         .routes(routes!(overview::push))
         .routes(routes!(overview::users))
+        .routes(routes!(store::store))
 }
