@@ -160,7 +160,7 @@ async fn run(options: Options, placement: Placement) {
     // The service with nothing in it: what the process costs before any vehicle.
     let (empty_startup, empty_rss) = {
         let started = Instant::now();
-        let mut server = service(&empty_db, &sim, ServiceAddrs::free(), &work, cpus);
+        let mut server = service(&empty_db, &sim, free_addr(), &work, cpus);
         let took = server.wait_ready("/healthz", started, READY_TIMEOUT).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss = server.rss_kib();
@@ -171,10 +171,9 @@ async fn run(options: Options, placement: Placement) {
     report.memory.empty_rss_kib = empty_rss;
 
     // The service restored from the seeded store.
-    let addrs = ServiceAddrs::free();
-    let addr = addrs.api;
+    let addr = free_addr();
     let started = Instant::now();
-    let mut server = service(&db, &sim, addrs, &work, cpus);
+    let mut server = service(&db, &sim, addr, &work, cpus);
     let startup = server.wait_ready("/healthz", started, READY_TIMEOUT).await;
     report.startup_secs = startup.as_secs_f64();
     eprintln!("load: service restored {n} vehicles and served in {startup:.2?}");
@@ -260,12 +259,13 @@ async fn run(options: Options, placement: Placement) {
     // Webhooks.
     eprintln!("load: webhooks for {:.0?}", options.webhook_secs);
     let load = Arc::new(WebhookLoad::new(&seeded.vehicles));
-    let lag_before = store_lag::write_behind(addrs.metrics).await;
+    let store_probe = store_lag::StoreProbe::new(addr);
+    let lag_before = store_probe.write_behind().await;
     let cpu_before = (server.cpu(), cpu_time(std::process::id()));
     let result = load.run(addr, options.webhook_connections, options.batch, options.webhook_secs).await;
     let cpu_after = (server.cpu(), cpu_time(std::process::id()));
-    let lag_at_end = store_lag::write_behind(addrs.metrics).await;
-    let (catch_up, behind) = load.wait_caught_up(options.backend, db.url(), Duration::from_secs(30)).await;
+    let lag_at_end = store_probe.write_behind().await;
+    let catch_up = load.wait_caught_up(options.backend, db.url(), &store_probe, Duration::from_secs(30)).await;
     let secs = result.elapsed.as_secs_f64();
     report.webhooks = Webhooks {
         deliveries: result.deliveries,
@@ -275,8 +275,9 @@ async fn run(options: Options, placement: Placement) {
         ack_p50_ms: result.ack.value_at_quantile(0.5) as f64 / 1000.0,
         ack_p99_ms: result.ack.value_at_quantile(0.99) as f64 / 1000.0,
         ack_max_ms: result.ack.max() as f64 / 1000.0,
-        catch_up_secs: catch_up.map(|d| d.as_secs_f64()),
-        behind_at_deadline: behind,
+        catch_up_secs: catch_up.stored.map(|d| d.as_secs_f64()),
+        drained_secs: catch_up.drained.map(|d| d.as_secs_f64()),
+        behind_at_deadline: catch_up.behind,
         backlog_at_end: lag_at_end.map(|lag| lag.backlog),
         written_during_load: lag_before.zip(lag_at_end).map(|(before, end)| end.written.saturating_sub(before.written)),
         server_cores: (cpu_after.0 - cpu_before.0).as_secs_f64() / secs,
@@ -316,14 +317,14 @@ async fn run(options: Options, placement: Placement) {
 fn service(
     db: &TestDatabase,
     sim: &evconduit::enode::sim::SimHandle,
-    addrs: ServiceAddrs,
+    addr: std::net::SocketAddr,
     dir: &Path,
     cpus: Option<&str>,
 ) -> Server {
     let env = [
         ("DATABASE_URL", db.url().to_owned()),
-        ("LISTEN", addrs.api.to_string()),
-        ("METRICS_LISTEN", addrs.metrics.to_string()),
+        ("LISTEN", addr.to_string()),
+        ("ADMIN_TOKEN", store_lag::ADMIN_TOKEN.to_owned()),
         ("ENODE_WEBHOOK_SECRETS", webhooks::SECRET.to_owned()),
         ("ENODE_CLIENT_ID", sim.client_id().to_owned()),
         ("ENODE_CLIENT_SECRET", sim.client_secret().to_owned()),
@@ -345,20 +346,7 @@ fn service(
         .filter(|(k, _)| !env.iter().any(|(own, _)| own == k))
         .collect();
     let env: Vec<(String, String)> = env.into_iter().chain(passed).collect();
-    Server::spawn("evconduit", Path::new(SERVICE), &["serve"], &env, dir, cpus, addrs.api)
-}
-
-/// Where the service under test listens: its API, and `/metrics` (read for the write-behind's lag).
-#[derive(Clone, Copy)]
-struct ServiceAddrs {
-    api: std::net::SocketAddr,
-    metrics: std::net::SocketAddr,
-}
-
-impl ServiceAddrs {
-    fn free() -> Self {
-        Self { api: free_addr(), metrics: free_addr() }
-    }
+    Server::spawn("evconduit", Path::new(SERVICE), &["serve"], &env, dir, cpus, addr)
 }
 
 async fn database(backend: Backend) -> TestDatabase {

@@ -73,9 +73,12 @@ pub struct Webhooks {
     pub ack_max_ms: f64,
     /// Seconds from the last acknowledgement until the store held every acknowledged state.
     pub catch_up_secs: Option<f64>,
+    /// Seconds from the last acknowledgement until the write-behind had nothing waiting or in
+    /// flight, by the service's own count (`GET /admin/store`); the database is read only after.
+    pub drained_secs: Option<f64>,
     pub behind_at_deadline: usize,
     /// Vehicle writes the write-behind still held when the load stopped (its lag), and how many
-    /// it had stored during the load, from the service's metrics (None if they could not be read).
+    /// it had stored during the load, by its own count (None if it could not be read).
     pub backlog_at_end: Option<u64>,
     pub written_during_load: Option<u64>,
     pub server_cores: f64,
@@ -280,10 +283,13 @@ impl Report {
         if let (Some(backlog), Some(written)) = (w.backlog_at_end, w.written_during_load) {
             let _ = writeln!(
                 s,
-                "Write-behind: {written} vehicle writes stored during the load, {backlog} waiting when it stopped{}.",
+                "Write-behind: {written} vehicle writes stored during the load, {backlog} waiting when it stopped{}{}.",
                 w.catch_up_secs.map_or_else(String::new, |secs| format!(
                     " ({:.0} per second until caught up)",
                     backlog as f64 / secs.max(0.001)
+                )),
+                w.drained_secs.map_or_else(String::new, |secs| format!(
+                    "; nothing left to write after {secs:.2} s by its own count"
                 ))
             );
         }
