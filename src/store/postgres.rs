@@ -1,6 +1,7 @@
 //! The Postgres store: the production backend.
 //!
-//! Column types: see migrations/postgres/0001_schema.sql (uuid, timestamptz, jsonb, boolean).
+//! Column types: see migrations/postgres/0001_schema.sql (uuid, timestamptz, json, boolean; the
+//! vehicle's JSON is `json` since 0006).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -237,8 +238,8 @@ impl Store for PostgresStore {
     }
 
     async fn load_vehicles(&self) -> Result<Vec<VehicleState>, StoreError> {
-        // As text: the JSON is parsed in parallel off this task (see load.rs), and jsonb's text
-        // form is what its binary form carries anyway.
+        // As text: the JSON is parsed in parallel off this task (see load.rs); a json column is
+        // its text already.
         let rows =
             sqlx::query("SELECT id, user_id, data::text AS data, source, received_at, relink_required FROM vehicles")
                 .fetch(&self.pool)
@@ -271,7 +272,7 @@ impl Store for PostgresStore {
             sqlx::query(
                 "INSERT INTO vehicles \
                    (id, enode_id, user_id, data, last_seen, received_at, source, relink_required, updated_at) \
-                 SELECT w.id, w.enode_id, w.user_id, w.data::jsonb, w.last_seen, w.received_at, \
+                 SELECT w.id, w.enode_id, w.user_id, w.data::json, w.last_seen, w.received_at, \
                         w.source, w.relink_required, now() \
                  FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], \
                              $6::timestamptz[], $7::text[], $8::bool[]) \
