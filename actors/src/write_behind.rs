@@ -380,7 +380,11 @@ mod tests {
             let wb = wb.clone();
             async move {
                 tokio::time::timeout(Duration::from_secs(5), async {
-                    while (wb.stats().backlog, wb.stats().in_flight) != (backlog, in_flight) {
+                    loop {
+                        let stats = wb.stats();
+                        if (stats.backlog, stats.in_flight) == (backlog, in_flight) {
+                            break;
+                        }
                         tokio::task::yield_now().await;
                     }
                 })
@@ -396,7 +400,8 @@ mod tests {
         assert_eq!(store.inner.len(), 3);
         store.release.add_permits(1);
         flushing.await.unwrap().unwrap();
-        assert_eq!((wb.stats().backlog, wb.stats().in_flight), (0, 0));
+        let stats = wb.stats();
+        assert_eq!((stats.backlog, stats.in_flight), (0, 0));
         assert_eq!(store.inner.len(), 5);
     }
 

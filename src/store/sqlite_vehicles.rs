@@ -136,16 +136,17 @@ fn time_text(t: DateTime<Utc>) -> Arc<str> {
     Arc::from(db_time(t).to_rfc3339_opts(SecondsFormat::AutoSi, false))
 }
 
+/// The source's text, shared by every row that names it.
 fn source_text(source: DataSource) -> Arc<str> {
-    static TEXTS: LazyLock<[Arc<str>; 3]> = LazyLock::new(|| {
-        [DataSource::Webhook, DataSource::Refresh, DataSource::Restored].map(|source| Arc::from(source.as_str()))
-    });
-    let index = match source {
-        DataSource::Webhook => 0,
-        DataSource::Refresh => 1,
-        DataSource::Restored => 2,
+    static WEBHOOK: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(DataSource::Webhook.as_str()));
+    static REFRESH: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(DataSource::Refresh.as_str()));
+    static RESTORED: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(DataSource::Restored.as_str()));
+    let text = match source {
+        DataSource::Webhook => &WEBHOOK,
+        DataSource::Refresh => &REFRESH,
+        DataSource::Restored => &RESTORED,
     };
-    Arc::clone(&TEXTS[index])
+    Arc::clone(text)
 }
 
 /// What an upsert statement returns: nothing (the number of rows it wrote is counted anyway),
