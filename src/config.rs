@@ -192,7 +192,7 @@ impl Default for Config {
             enode_breaker_failures: 5,
             enode_breaker_open_ms: 30_000,
             write_behind_interval_ms: 200,
-            write_behind_batch: 500,
+            write_behind_batch: evconduit_actors::write_behind::DEFAULT_BATCH,
             key_revocation_poll_ms: 1000,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),

@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 const VEHICLES: usize = 100_000;
 const USERS: usize = 1_000;
-/// The write-behind's default batch size (WriteBehindConfig::default).
-const BATCH: usize = 500;
+/// The write-behind's default batch size.
+const BATCH: usize = evconduit_actors::write_behind::DEFAULT_BATCH;
 /// Floors: a tenth of the targets (thousands of vehicles per second written, 100 000 loaded in
 /// about a second).
 const MIN_WRITES_PER_SEC: f64 = 1_000.0;

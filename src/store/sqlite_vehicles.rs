@@ -20,7 +20,8 @@ use super::rows::{self, db_time};
 use super::sqlite_statements::{ChunkStatement, placeholder_rows};
 
 /// Rows per upsert statement: `COLUMNS` parameters each stays far below SQLite's 32 766, and a
-/// batch of 500 is five statements.
+/// write-behind batch (2 000 by default) is twenty statements, the writer's turn passing to a
+/// waiting delivery between them (sqlite_turns.rs).
 pub(super) const ROWS_PER_STATEMENT: usize = 100;
 
 pub(super) async fn delete(tx: &mut Transaction<'static, Sqlite>, deletes: &[Uuid]) -> Result<(), StoreError> {
