@@ -23,9 +23,9 @@ use pending::Pending;
 /// caught up 1.36-1.75 / 0.74-0.96 / 0.28-0.48 s after the load, a commit per more rows storing
 /// far more during it; but its webhook ack p99 was 29.6-59.1 / 28.9-36.0 / 38.5-49.9 ms, a larger
 /// upsert keeping a delivery's insert waiting longer for the same spare core. SQLite caught up
-/// in 2.75 / 2.70 / 2.53-2.62 s (its batches give the writer's turn to waiting deliveries
-/// between statements anyway), ack p99 33-38 / 34-37 / 31-38 ms. 1 000 meets both PostgreSQL
-/// targets with room to spare.
+/// in 2.75-2.76 / 2.69-2.70 / 2.53-2.62 s (a long batch lets waiting deliveries in between two
+/// statements anyway), ack p99 33-38 / 34-37 / 31-38 ms. 1 000 meets both PostgreSQL targets
+/// with room to spare.
 pub const DEFAULT_BATCH: usize = 1_000;
 
 #[derive(Clone, Debug)]

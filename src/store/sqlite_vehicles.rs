@@ -20,8 +20,8 @@ use super::rows::{self, db_time};
 use super::sqlite_statements::{ChunkStatement, placeholder_rows};
 
 /// Rows per upsert statement: `COLUMNS` parameters each stays far below SQLite's 32 766, and a
-/// write-behind batch (1 000 by default) is ten statements, the writer's turn passing to a
-/// waiting delivery between them (sqlite_turns.rs).
+/// write-behind batch (1 000 by default) is ten statements, between which a waiting delivery
+/// may take the writer's turn (sqlite_turns.rs).
 pub(super) const ROWS_PER_STATEMENT: usize = 100;
 
 pub(super) async fn delete(tx: &mut Transaction<'static, Sqlite>, deletes: &[Uuid]) -> Result<(), StoreError> {
