@@ -183,6 +183,22 @@ async fn execute_directly(db: &TestDatabase, sql: &'static str) {
     }
 }
 
+/// Reads one text value from the test database behind the store's back, to see exactly what it
+/// stored. The query must be valid on both backends.
+async fn text_directly(db: &TestDatabase, sql: &'static str) -> String {
+    if db.url().starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(db.url()).await.expect("connect directly");
+        let text = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("read directly");
+        pool.close().await;
+        text
+    } else {
+        let pool = sqlx::PgPool::connect(db.url()).await.expect("connect directly");
+        let text = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("read directly");
+        pool.close().await;
+        text
+    }
+}
+
 fn assert_conflict(result: Result<impl std::fmt::Debug, StoreError>, naming: &str) {
     match result {
         Err(StoreError::Conflict(what)) => {
@@ -601,13 +617,7 @@ async fn vehicle_json_is_stored_as_written(db: &TestDatabase) {
     let mut state = vehicle_state(user.id, "enode-as-written");
     state.vehicle.extra.insert("zNewEnodeField".into(), json!({"b": 1.50, "a": [true, null]}));
     store.write_vehicles(&[upsert(&state)]).await.expect("write");
-    let stored: String = if db.url().starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(db.url()).await.expect("connect directly");
-        sqlx::query_scalar("SELECT data FROM vehicles").fetch_one(&pool).await.expect("read directly")
-    } else {
-        let pool = sqlx::PgPool::connect(db.url()).await.expect("connect directly");
-        sqlx::query_scalar("SELECT data::text FROM vehicles").fetch_one(&pool).await.expect("read directly")
-    };
+    let stored = text_directly(db, "SELECT CAST(data AS TEXT) FROM vehicles").await;
     assert_eq!(stored, serde_json::to_string(&state.vehicle).expect("to json"));
 }
 
