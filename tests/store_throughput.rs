@@ -17,7 +17,7 @@ use evconduit::store::testing::TestDatabase;
 use evconduit::store::{NewUser, Role, Store};
 use evconduit_actors::model::Vehicle;
 use evconduit_actors::ports::VehicleWrite;
-use evconduit_actors::state::{DataSource, VehicleState};
+use evconduit_actors::state::{DataSource, VehicleState, new_internal_id};
 use evconduit_actors::tier::Tier;
 use uuid::Uuid;
 
@@ -57,7 +57,7 @@ async fn measure(backend: &str, db: &TestDatabase) {
             let mut vehicle = template.clone();
             vehicle.id = format!("enode-{i:06}");
             Arc::new(VehicleState {
-                internal_id: Uuid::new_v4(),
+                internal_id: new_internal_id(),
                 user_id: users[i % USERS],
                 vehicle,
                 source: DataSource::Webhook,
@@ -71,7 +71,9 @@ async fn measure(backend: &str, db: &TestDatabase) {
     let inserted = write_all(store.as_ref(), &states).await;
     report(backend, "insert", inserted);
 
-    // The steady state: every vehicle already has a row and the upsert updates it.
+    // The steady state: every vehicle already has a row and the upsert updates it. In id order,
+    // which is the order rows were inserted in: what the write-behind's sweep sends when most
+    // vehicles have a write waiting, as after a webhook load.
     let updated_states: Vec<Arc<VehicleState>> = states
         .iter()
         .map(|state| {
@@ -84,8 +86,9 @@ async fn measure(backend: &str, db: &TestDatabase) {
     let updated = write_all(store.as_ref(), &updated_states).await;
     report(backend, "update", updated);
 
-    // What the write-behind really sends: its queue is a hash map, so a batch names vehicles in
-    // no particular order, and every row lands on a different page of the table and its index.
+    // Rows in no particular order, every one on a different page of the table and its index:
+    // what the write-behind sends when few vehicles wait (a batch's ids are far apart), and what
+    // it sent for any backlog while its queue was a hash map.
     let mut shuffled = updated_states;
     shuffle(&mut shuffled);
     let shuffled: Vec<Arc<VehicleState>> = shuffled

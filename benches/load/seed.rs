@@ -11,7 +11,7 @@ use evconduit::enode::sim::{EnodeSim, SimConfig, SimHandle};
 use evconduit::store::{Role, Store};
 use evconduit_actors::model::Vehicle;
 use evconduit_actors::ports::VehicleWrite;
-use evconduit_actors::state::{DataSource, VehicleState};
+use evconduit_actors::state::{DataSource, VehicleState, new_internal_id};
 use evconduit_actors::tier::Tier;
 use futures::{StreamExt, TryStreamExt};
 use std::time::Duration;
@@ -99,7 +99,8 @@ async fn seed_user(
 
 fn state(v: &SeededVehicle, now: DateTime<Utc>) -> VehicleState {
     VehicleState {
-        internal_id: Uuid::new_v4(),
+        // As the service makes them: rows inserted in id order, as linking inserts them.
+        internal_id: new_internal_id(),
         user_id: v.user_id,
         vehicle: v.vehicle.clone(),
         source: DataSource::Webhook,

@@ -14,7 +14,7 @@ use crate::history::{EventKind, History, Outcome};
 use crate::model::Vehicle;
 use crate::ports::VehicleWrite;
 use crate::snapshot::{ActorStatus, BoardEntry, Snapshot};
-use crate::state::{DataSource, VehicleState};
+use crate::state::{DataSource, VehicleState, new_internal_id};
 use crate::vehicle::{ObservationKind, VehicleActor, VehicleArgs, VehicleContext, VehicleMsg};
 
 /// How many times a message to a dying actor is re-queued while its restart completes.
@@ -165,7 +165,7 @@ impl SupervisorState {
             return;
         }
         let state = VehicleState {
-            internal_id: Uuid::new_v4(),
+            internal_id: new_internal_id(),
             user_id,
             vehicle,
             source,

@@ -1,11 +1,22 @@
 //! The write-behind's queue: the newest write per vehicle, and which of them are deletes.
 //!
+//! Batches sweep the queue in vehicle id order, from where the last batch stopped, wrapping at
+//! the end. A vehicle's id is a UUIDv7 (`state::new_internal_id`), ordered by creation, and its
+//! row was inserted in that order: so ids near each other are rows near each other, in SQLite's
+//! table and in both stores' primary-key indexes. After a webhook load at 100 000 vehicles about
+//! 80 000 writes wait; taken in a hash map's order every row was a different page of a 200 MB
+//! table (a page read, a WAL frame and a checkpoint copy per row), taken in order most pages
+//! hold two waiting rows and are read, written and copied once, in file order. The sweep also
+//! bounds a write's wait: every write queued is taken within one pass over the queue, however
+//! many arrive behind it.
+//!
 //! Deletes go first in every batch (see `take`), so the queue keeps their ids apart. Before, each
 //! batch found them by walking the whole queue, under the lock the actors submit through: at the
 //! end of a webhook load at 100 000 vehicles, 200 batches each walked up to 100 000 entries.
 //! Now a batch costs what it takes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
 
 use uuid::Uuid;
 
@@ -13,9 +24,11 @@ use crate::ports::VehicleWrite;
 
 #[derive(Default)]
 pub(super) struct Pending {
-    writes: HashMap<Uuid, VehicleWrite>,
+    writes: BTreeMap<Uuid, VehicleWrite>,
     /// The ids in `writes` whose write is a delete.
     deletes: HashSet<Uuid>,
+    /// The last id the sweep took: the next batch starts after it.
+    swept_to: Option<Uuid>,
 }
 
 impl Pending {
@@ -46,7 +59,7 @@ impl Pending {
 
     /// Removes and returns up to `most` writes, deletes first: a vehicle removed and linked again
     /// gets a new internal id with the same Enode id, and the old row must be gone before the new
-    /// one is inserted (the Enode id is unique).
+    /// one is inserted (the Enode id is unique). The rest in id order from where the sweep stands.
     pub fn take(&mut self, most: usize) -> Vec<VehicleWrite> {
         let mut batch = Vec::with_capacity(most.min(self.writes.len()));
         let deletes: Vec<Uuid> = self.deletes.iter().take(most).copied().collect();
@@ -56,10 +69,25 @@ impl Pending {
         }
         // Whatever deletes are left did not fit: the batch is full, and they lead the next one.
         if self.deletes.is_empty() {
-            let room = most - batch.len();
-            batch.extend(self.writes.extract_if(|_, _| true).take(room).map(|(_, write)| write));
+            let after = self.swept_to.map_or(Bound::Unbounded, Bound::Excluded);
+            self.sweep((after, Bound::Unbounded), most, &mut batch);
+            // Past the last id: on from the first.
+            self.sweep((Bound::Unbounded, Bound::Unbounded), most, &mut batch);
         }
         batch
+    }
+
+    /// Moves writes with ids in `range`, in id order, into `batch` until it holds `most`.
+    fn sweep(&mut self, range: (Bound<Uuid>, Bound<Uuid>), most: usize, batch: &mut Vec<VehicleWrite>) {
+        let room = most.saturating_sub(batch.len());
+        if room == 0 {
+            return;
+        }
+        let taken = self.writes.extract_if(range, |_, _| true).take(room);
+        for (id, write) in taken {
+            self.swept_to = Some(id);
+            batch.push(write);
+        }
     }
 
     fn note_kind(&mut self, id: Uuid, write: &VehicleWrite) {
@@ -69,7 +97,6 @@ impl Pending {
         };
     }
 }
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -109,6 +136,57 @@ mod tests {
 
         let taken: HashSet<Uuid> = first.iter().chain(&second).chain(&rest).map(VehicleWrite::internal_id).collect();
         assert_eq!(taken, ids);
+    }
+
+    fn upsert_with_id(id: u128) -> VehicleWrite {
+        let mut state = sample_state(&format!("v{id}"));
+        state.internal_id = Uuid::from_u128(id);
+        VehicleWrite::Upsert(Arc::new(state))
+    }
+
+    fn ids(batch: &[VehicleWrite]) -> Vec<u128> {
+        batch.iter().map(|write| write.internal_id().as_u128()).collect()
+    }
+
+    #[test]
+    fn batches_sweep_in_id_order_from_where_the_last_one_stopped() {
+        let mut pending = Pending::default();
+        for id in [5, 1, 4, 2, 3, 7, 6] {
+            pending.replace(upsert_with_id(id));
+        }
+        assert_eq!(ids(&pending.take(3)), [1, 2, 3]);
+        // Queued behind the sweep (2) and ahead of it (9): the sweep goes on to the end first.
+        pending.replace(upsert_with_id(2));
+        pending.replace(upsert_with_id(9));
+        assert_eq!(ids(&pending.take(3)), [4, 5, 6]);
+        // Past the last id it starts again from the first, in the same batch.
+        assert_eq!(ids(&pending.take(3)), [7, 9, 2]);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_write_queued_behind_the_sweep_is_taken_within_one_pass() {
+        let mut pending = Pending::default();
+        for id in 0..100 {
+            pending.replace(upsert_with_id(id));
+        }
+        pending.take(10);
+        // Vehicle 0 is written again and queued behind the sweep, while the rest of the id space
+        // keeps getting new writes ahead of it: it waits for the pass to end, not for a quiet queue.
+        pending.replace(upsert_with_id(0));
+        let mut batches = 0;
+        loop {
+            batches += 1;
+            let batch = ids(&pending.take(10));
+            if batch.contains(&0) {
+                break;
+            }
+            for id in batch {
+                pending.replace(upsert_with_id(id));
+            }
+            assert!(batches < 20, "vehicle 0 still waiting after {batches} batches");
+        }
+        assert_eq!(batches, 10, "taken as the sweep wraps: 90 ids ahead of it, ten to a batch");
     }
 
     #[test]
