@@ -6,6 +6,8 @@ use serde_json::value::RawValue;
 
 use super::model::{Vehicle, instant};
 
+mod one_pass;
+
 /// One event, typed by its `event` name.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "event")]
@@ -145,6 +147,12 @@ fn parse_event(name: &str, raw: &str) -> Option<Result<Event, serde_json::Error>
 /// body is refused; a known event with a bad payload is reported per element, so one odd vehicle
 /// does not make Enode retry (and so delay) the 99 good events beside it.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Parsed>, BatchError> {
+    one_pass::parse(body).map_or_else(|| parse_each(body), Ok)
+}
+
+/// The general path: the array into raw elements, then each element on its own (its name, then
+/// its payload), so a bad element is reported alone and `event` may be anywhere in its object.
+fn parse_each(body: &[u8]) -> Result<Vec<Parsed>, BatchError> {
     let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| BatchError::NotAnArray(e.to_string()))?;
     items
         .into_iter()
