@@ -97,6 +97,7 @@ impl Pending {
         };
     }
 }
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -11,11 +11,10 @@
 //! that are not UTF-8) makes this give up, and the general path reads the body again and says
 //! exactly what is wrong: the answer is always the general path's.
 
-use serde::Deserialize;
 use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{Event, Parsed};
+use super::{Parsed, read_event};
 
 /// The parsed delivery, or None when the body is not of the common shape (see the module docs).
 pub(super) fn parse(body: &[u8]) -> Option<Vec<Parsed>> {
@@ -73,20 +72,10 @@ impl<'de> Visitor<'de> for Element {
         }
         let name: &str = map.next_value()?;
         let rest = MapAccessDeserializer::new(WithoutName(map));
-        let event = match name {
-            "user:vehicle:discovered" => Event::VehicleDiscovered(Deserialize::deserialize(rest)?),
-            "user:vehicle:updated" => Event::VehicleUpdated(Deserialize::deserialize(rest)?),
-            "user:vehicle:deleted" => Event::VehicleDeleted(Deserialize::deserialize(rest)?),
-            "user:credentials:invalidated" => Event::CredentialsInvalidated(Deserialize::deserialize(rest)?),
-            "user:vendor-action:updated" => Event::VendorActionUpdated(Deserialize::deserialize(rest)?),
-            "system:heartbeat" => Event::Heartbeat(Deserialize::deserialize(rest)?),
-            "enode:webhook:test" => Event::WebhookTest(Deserialize::deserialize(rest)?),
-            _ => {
-                IgnoredAny::deserialize(rest)?;
-                return Ok(Parsed::Unknown(name.to_owned()));
-            }
-        };
-        Ok(Parsed::Event(Box::new(event)))
+        Ok(match read_event(name, rest)? {
+            Some(event) => Parsed::Event(Box::new(event)),
+            None => Parsed::Unknown(name.to_owned()),
+        })
     }
 }
 
