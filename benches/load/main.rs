@@ -43,8 +43,10 @@ fn main() {
     // The roles this binary plays as a child process of itself.
     match args.first().map(String::as_str) {
         Some("--serve-ceiling") => {
-            let addr = args.get(1).and_then(|a| a.parse().ok()).expect("--serve-ceiling ADDR FILE");
-            ceiling::serve(addr, Path::new(args.get(2).expect("--serve-ceiling ADDR FILE")));
+            let usage = "--serve-ceiling ADDR FILE [COPIES]";
+            let addr = args.get(1).and_then(|a| a.parse().ok()).expect(usage);
+            let copies = args.get(3).map_or(1, |n| n.parse().expect(usage));
+            ceiling::serve(addr, Path::new(args.get(2).expect(usage)), copies);
         }
         Some("--ractor-probe") => {
             let n = args.get(1).and_then(|a| a.parse().ok()).expect("--ractor-probe N KIND");
@@ -188,18 +190,21 @@ async fn run(options: Options, placement: Placement) {
     report.status_body_bytes = canned.body.len();
     let canned_path = work.join("canned.json");
     std::fs::write(&canned_path, serde_json::to_vec(&canned).expect("serialise")).expect("write canned answer");
-    let ceiling_addr = free_addr();
     let self_exe = std::env::current_exe().expect("own path");
-    let mut ceiling = Server::spawn(
-        "ceiling",
-        &self_exe,
-        &["--serve-ceiling", &ceiling_addr.to_string(), &canned_path.to_string_lossy()],
-        &[],
-        &work,
-        cpus,
-        ceiling_addr,
-    );
+    let start_ceiling = |name: &'static str, copies: usize| {
+        let addr = free_addr();
+        let args = [
+            "--serve-ceiling".to_owned(),
+            addr.to_string(),
+            canned_path.to_string_lossy().into_owned(),
+            copies.to_string(),
+        ];
+        (addr, Server::spawn(name, &self_exe, &args.each_ref().map(String::as_str), &[], &work, cpus, addr))
+    };
+    let (ceiling_addr, mut ceiling) = start_ceiling("ceiling", 1);
+    let (cold_addr, mut cold_ceiling) = start_ceiling("ceiling over N bodies", n);
     ceiling.wait_ready("/healthz", Instant::now(), READY_TIMEOUT).await;
+    cold_ceiling.wait_ready("/healthz", Instant::now(), READY_TIMEOUT).await;
 
     sim.reset_stats();
     let c = options.connections;
@@ -208,33 +213,46 @@ async fn run(options: Options, placement: Placement) {
     // vehicle, as after every start. Reported; the rounds below measure polls of vehicles read
     // before, as HA's polls are between one change and the next.
     let ceiling_first = measure(&ceiling, || loadgen::each_once(ceiling_addr, Arc::clone(&requests), c)).await;
+    // Its copies, like the service's bodies, are shared on their first answer.
+    measure(&cold_ceiling, || loadgen::each_once(cold_addr, Arc::clone(&requests), c)).await;
     let service_first = measure(&server, || loadgen::each_once(addr, Arc::clone(&requests), c)).await;
     let ratio = service_first.requests_per_sec / ceiling_first.requests_per_sec.max(1.0);
     eprintln!(
         "load: first read of every vehicle: ceiling {:.0}/s, evconduit {:.0}/s ({ratio:.2} x)",
         ceiling_first.requests_per_sec, service_first.requests_per_sec
     );
-    report.first_reads = Some(Round { ceiling: ceiling_first, service: service_first, ratio });
+    report.first_reads =
+        Some(Round { ceiling: ceiling_first, service: service_first, ratio, cold_ceiling: None, cold_ratio: None });
 
-    // Reads, closed loop: ceiling then service, back to back, per round.
+    // Reads, closed loop: the ceiling, the ceiling over N bodies, then the service, back to back,
+    // per round.
+    let closed_loop =
+        |server_addr| loadgen::closed_loop(server_addr, Arc::clone(&requests), c, WARMUP, options.read_secs);
     for round in 1..=options.rounds {
-        let ceiling_phase = measure(&ceiling, || {
-            loadgen::closed_loop(ceiling_addr, Arc::clone(&requests), c, WARMUP, options.read_secs)
-        })
-        .await;
-        let service_phase =
-            measure(&server, || loadgen::closed_loop(addr, Arc::clone(&requests), c, WARMUP, options.read_secs)).await;
+        let ceiling_phase = measure(&ceiling, || closed_loop(ceiling_addr)).await;
+        let cold_phase = measure(&cold_ceiling, || closed_loop(cold_addr)).await;
+        let service_phase = measure(&server, || closed_loop(addr)).await;
         let ratio = service_phase.requests_per_sec / ceiling_phase.requests_per_sec.max(1.0);
+        let cold_ratio = service_phase.requests_per_sec / cold_phase.requests_per_sec.max(1.0);
         eprintln!(
-            "load: round {round}: ceiling {:.0}/s, evconduit {:.0}/s ({ratio:.2} x)",
-            ceiling_phase.requests_per_sec, service_phase.requests_per_sec
+            "load: round {round}: ceiling {:.0}/s, over N bodies {:.0}/s, evconduit {:.0}/s ({ratio:.2} x; \
+             {cold_ratio:.2} x of N bodies)",
+            ceiling_phase.requests_per_sec, cold_phase.requests_per_sec, service_phase.requests_per_sec
         );
-        report.rounds.push(Round { ceiling: ceiling_phase, service: service_phase, ratio });
+        report.rounds.push(Round {
+            ceiling: ceiling_phase,
+            service: service_phase,
+            ratio,
+            cold_ceiling: Some(cold_phase),
+            cold_ratio: Some(cold_ratio),
+        });
     }
     let mut ratios: Vec<f64> = report.rounds.iter().map(|r| r.ratio).collect();
     report.ratio_median = median(&mut ratios);
     report.ratio_min = ratios.first().copied().unwrap_or(0.0);
     report.ratio_max = ratios.last().copied().unwrap_or(0.0);
+    let mut cold_ratios: Vec<f64> = report.rounds.iter().filter_map(|r| r.cold_ratio).collect();
+    report.cold_ratio_median = median(&mut cold_ratios);
     let mut service_rps: Vec<f64> = report.rounds.iter().map(|r| r.service.requests_per_sec).collect();
 
     // Reads at a fixed rate: half the service's closed-loop maximum, on both servers.
@@ -255,6 +273,7 @@ async fn run(options: Options, placement: Placement) {
     report.upstream_total_during_reads = stats.total_requests;
     report.memory.after_reads_rss_kib = server.rss_kib();
     ceiling.stop(Duration::from_secs(5)).await;
+    cold_ceiling.stop(Duration::from_secs(5)).await;
 
     // Webhooks.
     eprintln!("load: webhooks for {:.0?}", options.webhook_secs);
