@@ -146,6 +146,7 @@ async fn status(
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
+        prefetch(&rendered.body);
         Response::new(Body::from(rendered.body.clone()))
     };
     // Room for every header the answer gets, here and on its way out (content length, request
@@ -155,6 +156,21 @@ async fn status(
     let freshness = app.refresh.freshness_of(&entry, &snapshot.facts, caller.user.effective_tier(now), now);
     freshness_headers(response.headers_mut(), &entry, &snapshot, &freshness);
     Ok(response)
+}
+
+/// Asks the CPU to start loading `bytes` into its caches now. Among 100 000 vehicles a body
+/// (1.7 KiB, 27 cache lines) is rarely cached, and the kernel copies it into the socket only
+/// after the headers are built and encoded; loaded meanwhile, the copy does not wait on the
+/// lines one by one.
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: SSE is part of x86_64's baseline; a prefetch is a hint that never faults and
+        // changes nothing the program can observe, and the address is inside a live slice.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// Headers on a status answer: the nine of `freshness_headers` at most, `Content-Length` and
