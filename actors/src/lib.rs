@@ -4,6 +4,7 @@
 //!
 //! This crate knows no HTTP, SQL or Enode client: it reaches the world through `ports`.
 
+mod background;
 pub mod fleet;
 pub mod freshness;
 pub mod history;

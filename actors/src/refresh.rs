@@ -179,15 +179,15 @@ impl RefreshScheduler {
         self.inner.running.store(true, Ordering::Release);
         let mut last_sweep = tokio::time::Instant::now();
         while !self.inner.stopping.load(Ordering::Acquire) {
-            // The scan visits every vehicle (tens of milliseconds at 100 000): on the blocking
-            // pool it shares the CPU with request handling in time slices instead of holding a
-            // runtime worker, which stalled every HA read queued behind it once a second.
+            // The scan visits every vehicle (tens of milliseconds at 100 000): off the runtime,
+            // at idle priority, so HA reads never wait for it (see `background`).
             let scanned = tokio::time::Instant::now();
             let this = self.clone();
-            let next_due = tokio::task::spawn_blocking(move || this.start_due()).await.unwrap_or_else(|_| {
-                tracing::error!("refresh scan panicked");
-                Some(self.inner.clock.now())
-            });
+            let next_due =
+                crate::background::walk("refresh-scan", move || this.start_due()).await.unwrap_or_else(|| {
+                    tracing::error!("refresh scan panicked");
+                    Some(self.inner.clock.now())
+                });
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 self.forget_removed();
                 last_sweep = tokio::time::Instant::now();

@@ -363,7 +363,12 @@ impl SnapshotBoard {
 
     /// Every entry (admin listings, the refresh scheduler). A point-in-time copy of the handles.
     pub fn entries(&self) -> Vec<Arc<BoardEntry>> {
-        self.by_user.iter().flat_map(|v| v.value().clone()).collect()
+        // One allocation: copying each user's list first was 50 000 more at 100 000 vehicles.
+        let mut all = Vec::with_capacity(self.by_uuid.len() / 2);
+        for user in self.by_user.iter() {
+            all.extend(user.value().iter().cloned());
+        }
+        all
     }
 
     /// Adds a vehicle, or swaps in its new snapshot. Returns its entry.
