@@ -66,8 +66,8 @@ struct KnownKey {
     key_id: Uuid,
     user: Arc<User>,
     /// The minute (Unix) this key's use was last noted for the store. Use is recorded to the
-    /// minute (and written every `KEY_USE_FLUSH`), so a key polled many times a minute is noted once, not
-    /// with a map insert on every poll (the hot path).
+    /// minute (and written every `KEY_USE_FLUSH`), so a key polled many times a minute is noted
+    /// once, not with a map insert on every poll (the hot path).
     noted_minute: AtomicI64,
 }
 

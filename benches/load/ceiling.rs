@@ -10,14 +10,13 @@
 //! That is the memory-bound ceiling, reported beside the ratio (not instead of it): how much of
 //! the service's distance from the ceiling is touching 100 000 bodies rather than one.
 
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use std::hash::BuildHasher;
-use std::sync::Arc;
-
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Response, Uri};
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
