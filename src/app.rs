@@ -37,6 +37,7 @@ use crate::http::{self, AppParts, AppState};
 use crate::ingest::WebhookIngest;
 use crate::metrics::{self, HttpMetrics};
 use crate::push::HttpPushTransport;
+use crate::runtime_lag::RuntimeLag;
 use crate::store::{self, ActorPushStore, ActorSessionStore, ActorStateStore};
 use crate::subscription::SubscriptionKeeper;
 use crate::upstream::EnodeUpstream;
@@ -195,6 +196,8 @@ impl App {
         };
         let webhook_rates = Arc::new(WebhookRates::default());
         background.push(tokio::spawn(Arc::clone(&webhook_rates).run(Arc::clone(&ingest))));
+        let runtime_lag = Arc::new(RuntimeLag::default());
+        background.push(tokio::spawn(Arc::clone(&runtime_lag).watch()));
         let state = AppState::from(AppParts {
             config: Arc::new(config),
             store,
@@ -211,6 +214,7 @@ impl App {
             write_behind: write_behind.clone(),
             http_metrics: HttpMetrics::default(),
             webhook_rates,
+            runtime_lag,
             draining: Arc::new(AtomicBool::new(false)),
             push,
         });

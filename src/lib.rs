@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod initial_sync;
 pub mod metrics;
 pub mod push;
+pub mod runtime_lag;
 pub mod store;
 pub mod subscription;
 pub mod telemetry;

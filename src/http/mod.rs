@@ -59,6 +59,7 @@ use crate::config::Config;
 use crate::enode::client::Client;
 use crate::ingest::WebhookIngest;
 use crate::metrics::HttpMetrics;
+use crate::runtime_lag::RuntimeLag;
 use crate::store::Store;
 use crate::subscription::SubscriptionKeeper;
 use admin::rates::WebhookRates;
@@ -105,6 +106,8 @@ pub struct AppParts {
     pub write_behind: WriteBehind,
     pub http_metrics: HttpMetrics,
     pub webhook_rates: Arc<WebhookRates>,
+    /// How late the runtime runs ready work (see `runtime_lag`).
+    pub runtime_lag: Arc<RuntimeLag>,
     /// Set when shutdown begins: `/readyz` answers 503 so load balancers stop sending traffic
     /// while open requests finish.
     pub draining: Arc<AtomicBool>,

@@ -65,7 +65,15 @@ async fn admin_routes_answer_only_to_admins() {
     let (_, user_key) = app.user_with_key(None, "someone@example.com", None).await;
     let admin_key = app.admin_key().await;
 
-    for path in ["/admin/actors", "/admin/upstream", "/admin/webhooks", "/admin/push", "/admin/users", "/admin/store"] {
+    for path in [
+        "/admin/actors",
+        "/admin/upstream",
+        "/admin/webhooks",
+        "/admin/push",
+        "/admin/users",
+        "/admin/store",
+        "/admin/runtime",
+    ] {
         let anonymous = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{path} without credentials");
         let (status, body) = app.get_json("not-the-token-at-all", path).await;
@@ -202,6 +210,13 @@ async fn overview_endpoints_describe_the_service() {
     assert_eq!(store["write_behind"]["in_flight"], 0);
     assert_eq!(store["write_behind"]["dropped"], 0);
     assert!(store["wal_bytes"].is_number(), "a file-backed SQLite store reports its WAL: {store}");
+    // The runtime's canary has been running since start, every 10 ms.
+    let (_, runtime) = app.admin("/admin/runtime").await;
+    assert_eq!(runtime["every_ms"], 10);
+    assert!(runtime["samples"].as_u64().is_some_and(|n| n > 0), "{runtime}");
+    let buckets = runtime["buckets"].as_array().expect("lateness buckets");
+    assert_eq!(buckets.last().map(|b| &b["count"]), Some(&runtime["samples"]), "the last bucket counts every sample");
+    assert!(runtime["max_ms"].is_number());
     app.stop().await;
 }
 

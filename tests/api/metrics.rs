@@ -67,6 +67,11 @@ async fn metrics_are_served_on_their_own_listener() {
     assert!(sample(&text, "evconduit_store_wal_bytes").is_some(), "{text}");
     assert_eq!(sample(&text, "evconduit_vehicle_data_age_seconds_count"), Some(2.0));
     assert_eq!(sample(&text, r#"evconduit_vehicles_by_source{source="webhook"}"#), Some(2.0));
+    // The runtime's lateness, counted since start.
+    let lag_samples = sample(&text, "evconduit_runtime_lag_seconds_count");
+    assert!(lag_samples.is_some_and(|n| n > 0.0), "{text}");
+    assert_eq!(sample(&text, r#"evconduit_runtime_lag_seconds_bucket{le="+Inf"}"#), lag_samples);
+    assert!(sample(&text, r#"evconduit_runtime_lag_seconds_bucket{le="0.005"}"#).is_some(), "{text}");
     app.stop().await;
 }
 

@@ -1,5 +1,5 @@
 //! The operators' API under `/admin`: every vehicle actor's health and history, the upstream
-//! budget, webhook and push health, users, the store's write-behind, and an HTML overview page.
+//! budget, webhook and push health, users, the store's write-behind, the runtime's lateness, and an HTML overview page.
 //! Only the admin token or an admin user's API key gets in (`auth`).
 
 pub mod actors;
@@ -7,6 +7,7 @@ pub mod auth;
 pub mod overview;
 pub mod page;
 pub mod rates;
+pub mod runtime;
 pub mod store;
 pub mod view;
 
@@ -27,4 +28,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(overview::push))
         .routes(routes!(overview::users))
         .routes(routes!(store::store))
+        .routes(routes!(runtime::runtime))
 }
