@@ -10,6 +10,7 @@
 //! webhook deliveries and the store catching up; what ractor costs per actor. Printed as markdown,
 //! written as JSON.
 
+mod admin_probe;
 mod ceiling;
 mod http1;
 mod loadgen;
@@ -18,7 +19,6 @@ mod process;
 mod ractor_probe;
 mod report;
 mod seed;
-mod store_lag;
 mod webhooks;
 
 use std::path::Path;
@@ -258,8 +258,14 @@ async fn run(options: Options, placement: Placement) {
     // Reads at a fixed rate: half the service's closed-loop maximum, on both servers.
     let rate = (median(&mut service_rps) * 0.5).max(1.0);
     report.fixed_rate_rps = rate;
+    // The service's runtime canary around its phase: a tail with the runtime on time is the
+    // machine's (or the kernel's), not a stall of the service's own.
+    let admin = admin_probe::AdminProbe::new(addr);
+    let lag_before = admin.runtime_lag().await;
     report.fixed_rate_service =
         Some(measure(&server, || loadgen::open_loop(addr, Arc::clone(&requests), c, rate, options.read_secs)).await);
+    let lag_after = admin.runtime_lag().await;
+    report.fixed_rate_service_runtime = lag_before.zip(lag_after).map(|(before, after)| before.until(&after));
     report.fixed_rate_ceiling = Some(
         measure(&ceiling, || loadgen::open_loop(ceiling_addr, Arc::clone(&requests), c, rate, options.read_secs)).await,
     );
@@ -278,13 +284,12 @@ async fn run(options: Options, placement: Placement) {
     // Webhooks.
     eprintln!("load: webhooks for {:.0?}", options.webhook_secs);
     let load = Arc::new(WebhookLoad::new(&seeded.vehicles));
-    let store_probe = store_lag::StoreProbe::new(addr);
-    let lag_before = store_probe.write_behind().await;
+    let lag_before = admin.write_behind().await;
     let cpu_before = (server.cpu(), cpu_time(std::process::id()));
     let result = load.run(addr, options.webhook_connections, options.batch, options.webhook_secs).await;
     let cpu_after = (server.cpu(), cpu_time(std::process::id()));
-    let lag_at_end = store_probe.write_behind().await;
-    let catch_up = load.wait_caught_up(options.backend, db.url(), &store_probe, Duration::from_secs(30)).await;
+    let lag_at_end = admin.write_behind().await;
+    let catch_up = load.wait_caught_up(options.backend, db.url(), &admin, Duration::from_secs(30)).await;
     let secs = result.elapsed.as_secs_f64();
     report.webhooks = Webhooks {
         deliveries: result.deliveries,
@@ -343,7 +348,7 @@ fn service(
     let env = [
         ("DATABASE_URL", db.url().to_owned()),
         ("LISTEN", addr.to_string()),
-        ("ADMIN_TOKEN", store_lag::ADMIN_TOKEN.to_owned()),
+        ("ADMIN_TOKEN", admin_probe::ADMIN_TOKEN.to_owned()),
         ("ENODE_WEBHOOK_SECRETS", webhooks::SECRET.to_owned()),
         ("ENODE_CLIENT_ID", sim.client_id().to_owned()),
         ("ENODE_CLIENT_SECRET", sim.client_secret().to_owned()),

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::admin_probe::LagDuring;
 use crate::loadgen::RunResult;
 use crate::options::Options;
 use crate::ractor_probe::ProbeResult;
@@ -135,6 +136,8 @@ pub struct Report {
     pub fixed_rate_rps: f64,
     pub fixed_rate_service: Option<Phase>,
     pub fixed_rate_ceiling: Option<Phase>,
+    /// How late the service's runtime was during its fixed-rate phase (`/admin/runtime`).
+    pub fixed_rate_service_runtime: Option<LagDuring>,
     /// Requests the simulator (Enode) counted during the read phases, by route.
     pub upstream_during_reads: BTreeMap<String, u64>,
     pub upstream_total_during_reads: u64,
@@ -278,6 +281,16 @@ impl Report {
             let rate = self.fixed_rate_rps;
             row(&mut s, &format!("ceiling, fixed {rate:.0}/s"), c, "");
             row(&mut s, &format!("evconduit, fixed {rate:.0}/s"), v, "");
+        }
+        if let Some(lag) = &self.fixed_rate_service_runtime {
+            let worst =
+                lag.worst_within_ms.map_or_else(|| "some over 1 s".to_owned(), |ms| format!("none over {ms} ms"));
+            let _ = writeln!(
+                s,
+                "\nevconduit's runtime during its fixed-rate phase (a canary due every 10 ms, {} wakes): late by \
+                 more than 2 ms {} times, 5 ms {}, 10 ms {}, 25 ms {}; {worst}.",
+                lag.wakes, lag.later_than_2ms, lag.later_than_5ms, lag.later_than_10ms, lag.later_than_25ms
+            );
         }
         if !self.rounds.is_empty() {
             let _ = writeln!(

@@ -19,10 +19,10 @@ use futures::stream::BoxStream;
 use hdrhistogram::Histogram;
 use uuid::Uuid;
 
+use crate::admin_probe::AdminProbe;
 use crate::http1::{Connection, post_request};
 use crate::options::Backend;
 use crate::seed::SeededVehicle;
-use crate::store_lag::StoreProbe;
 
 pub const SECRET: &str = "load-harness-webhook-secret-0123456789";
 
@@ -189,7 +189,7 @@ impl WebhookLoad {
     /// Then passes over the database, every 50 ms until one finds nothing behind, each asking
     /// only about the vehicles still behind (a stored state only ever moves forward). The time
     /// reported is the bound `StoredTimes::behind` gives for the pass that found nothing behind.
-    pub async fn wait_caught_up(&self, backend: Backend, url: &str, probe: &StoreProbe, deadline: Duration) -> CatchUp {
+    pub async fn wait_caught_up(&self, backend: Backend, url: &str, probe: &AdminProbe, deadline: Duration) -> CatchUp {
         let started = Instant::now();
         let mut drained = None;
         while started.elapsed() < deadline {
