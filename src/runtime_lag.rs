@@ -18,6 +18,9 @@ use utoipa::ToSchema;
 /// How often the canary asks to be woken.
 pub const EVERY: Duration = Duration::from_millis(10);
 
+/// A lateness worth a log line of its own: HA polls and webhook acknowledgements waited as long.
+const WARN_AFTER: Duration = Duration::from_millis(250);
+
 /// Upper bounds of the lateness buckets, in milliseconds; one more bucket holds the rest.
 pub const BOUNDS_MS: [u64; 9] = [1, 2, 5, 10, 25, 50, 100, 250, 1000];
 
@@ -87,7 +90,14 @@ impl RuntimeLag {
         loop {
             let asked = Instant::now();
             tokio::time::sleep(EVERY).await;
-            self.record(asked.elapsed().saturating_sub(EVERY));
+            let late = asked.elapsed().saturating_sub(EVERY);
+            if late > WARN_AFTER {
+                tracing::warn!(
+                    late_ms = late.as_millis() as u64,
+                    "the async runtime was held up; every request waited as long"
+                );
+            }
+            self.record(late);
         }
     }
 }
