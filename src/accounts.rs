@@ -196,6 +196,16 @@ impl Accounts {
         }
     }
 
+    /// Whether a user exists, like `lookup_user` (a store failure is an error), without taking
+    /// a reference to a known one: every webhook event asks, for a user among 50 000 whose
+    /// reference count is rarely in the cache.
+    pub async fn user_exists(&self, id: Uuid) -> Result<bool, StoreError> {
+        if self.users.contains_key(&id) {
+            return Ok(true);
+        }
+        Ok(self.lookup_user(id).await?.is_some())
+    }
+
     /// A user by id from memory only (no database): for hot paths that must not wait.
     pub fn cached_user(&self, id: Uuid) -> Option<Arc<User>> {
         self.users.get(&id).map(|u| Arc::clone(&u))

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use evconduit_actors::fleet::{Fleet, Routed};
 use evconduit_actors::freshness::WebhookStream;
-use evconduit_actors::history::{EventKind, Outcome};
 use evconduit_actors::model::ChargeAction;
 use evconduit_actors::state::DataSource;
 use evconduit_actors::vehicle::ObservationKind;
@@ -140,11 +139,11 @@ impl WebhookIngest {
         match event {
             Event::VehicleDiscovered(e) => {
                 c.discovered.fetch_add(1, Ordering::Relaxed);
-                self.observe(&e.user.id, e.vehicle, ObservationKind::Discovered, now).await?;
+                self.observe(&e.user.id, e.vehicle, ObservationKind::Discovered).await?;
             }
             Event::VehicleUpdated(e) => {
                 c.updated.fetch_add(1, Ordering::Relaxed);
-                self.observe(&e.user.id, e.vehicle, ObservationKind::Updated, now).await?;
+                self.observe(&e.user.id, e.vehicle, ObservationKind::Updated).await?;
             }
             Event::VehicleDeleted(e) => {
                 c.deleted.fetch_add(1, Ordering::Relaxed);
@@ -194,24 +193,11 @@ impl WebhookIngest {
         enode_user: &str,
         vehicle: crate::enode::model::Vehicle,
         kind: ObservationKind,
-        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let Some(user) = self.known_user(enode_user).await? else { return Ok(()) };
-        // A vehicle seen for the first time has no internal id yet: its history starts with
-        // `Created`, recorded by the fleet.
-        let known = self.fleet.board().get(&vehicle.id).map(|e| e.snapshot().state.internal_id);
-        let routed = self.fleet.observe(user, vehicle, DataSource::Webhook, kind);
-        if routed == Routed::WrongOwner {
+        // The fleet records the webhook in the vehicle's history.
+        if self.fleet.observe(user, vehicle, DataSource::Webhook, kind) == Routed::WrongOwner {
             self.counters.wrong_owner.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(id) = known {
-            let history = self.fleet.history();
-            match routed {
-                Routed::Queued => history.record(id, now, EventKind::Webhook, Outcome::Ok),
-                Routed::WrongOwner => {
-                    history.record_with_note(id, now, EventKind::Webhook, Outcome::Refused, "wrong owner")
-                }
-            }
         }
         Ok(())
     }
@@ -220,7 +206,7 @@ impl WebhookIngest {
     /// service does not know (another deployment's, or deleted) are counted and ignored.
     async fn known_user(&self, enode_user: &str) -> Result<Option<Uuid>, StoreError> {
         let known = match Uuid::parse_str(enode_user) {
-            Ok(id) => self.accounts.lookup_user(id).await?.map(|u| u.id),
+            Ok(id) => self.accounts.user_exists(id).await?.then_some(id),
             Err(_) => None,
         };
         if known.is_none() {

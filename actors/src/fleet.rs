@@ -218,18 +218,32 @@ impl Fleet {
     }
 
     /// Hands new data about a vehicle to its actor, creating the vehicle (owned by `user_id`) if
-    /// it is new. Never waits for the actor.
+    /// it is new. Never waits for the actor. A webhook about a known vehicle goes into its
+    /// history here, where the vehicle has been looked up anyway (a new one's history starts with
+    /// `Created`, recorded by the supervisor; a refresh is recorded by the scheduler).
     pub fn observe(&self, user_id: Uuid, vehicle: Vehicle, source: DataSource, kind: ObservationKind) -> Routed {
         let Some(entry) = self.inner.context.board.get(&vehicle.id) else {
             let msg = SupervisorMsg::Create { user_id, vehicle: Box::new(vehicle), source, kind };
             return self.to_supervisor(msg);
         };
-        let state = entry.snapshot().state.clone();
-        if state.user_id != user_id {
+        let (owner, internal_id) = {
+            let snapshot = entry.snapshot();
+            (snapshot.state.user_id, snapshot.state.internal_id)
+        };
+        let webhook = source == DataSource::Webhook;
+        let now = || self.inner.context.clock.now();
+        if owner != user_id {
             tracing::warn!(vehicle = %vehicle.id, "event names a different owner than the vehicle has; ignored");
+            if webhook {
+                let history = &self.inner.history;
+                history.record_with_note(internal_id, now(), EventKind::Webhook, Outcome::Refused, "wrong owner");
+            }
             return Routed::WrongOwner;
         }
-        self.send(&entry, state.internal_id, VehicleMsg::Observe { vehicle: Box::new(vehicle), source, kind })
+        if webhook {
+            self.inner.history.record(internal_id, now(), EventKind::Webhook, Outcome::Ok);
+        }
+        self.send(&entry, internal_id, VehicleMsg::Observe { vehicle: Box::new(vehicle), source, kind })
     }
 
     /// Marks a user's vehicles (of `vendor`, or all when None) as needing a relink. Returns how many.

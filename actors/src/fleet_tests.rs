@@ -80,6 +80,29 @@ async fn another_owner_is_refused() {
     let routed =
         h.fleet.observe(Uuid::new_v4(), updated("enode-1", 1.0, 5), DataSource::Webhook, ObservationKind::Updated);
     assert_eq!(routed, Routed::WrongOwner);
+    // The refusal is in the vehicle's history, for the admin page.
+    let id = h.fleet.board().get("enode-1").unwrap().snapshot().state.internal_id;
+    let refused = h.fleet.history().last(id, EventKind::Webhook).expect("the webhook recorded");
+    assert_eq!(refused.outcome, Outcome::Refused);
+    assert_eq!(refused.note.as_deref(), Some("wrong owner"));
+}
+
+#[tokio::test]
+async fn webhooks_about_known_vehicles_are_in_their_history_and_refreshes_are_not() {
+    let h = harness().await;
+    let user = Uuid::new_v4();
+    h.fleet.observe(user, sample_vehicle("enode-1"), DataSource::Webhook, ObservationKind::Updated);
+    eventually("created", || h.fleet.board().get("enode-1").is_some()).await;
+    let id = h.fleet.board().get("enode-1").unwrap().snapshot().state.internal_id;
+    // The first sight of a vehicle is `Created` (the supervisor's), not a webhook.
+    assert!(h.fleet.history().last(id, EventKind::Webhook).is_none());
+    // A refresh's result is recorded by the refresh scheduler, not here.
+    h.fleet.observe(user, updated("enode-1", 40.0, 1), DataSource::Refresh, ObservationKind::Updated);
+    assert!(h.fleet.history().last(id, EventKind::Webhook).is_none());
+    let routed = h.fleet.observe(user, updated("enode-1", 50.0, 2), DataSource::Webhook, ObservationKind::Updated);
+    assert_eq!(routed, Routed::Queued);
+    let webhook = h.fleet.history().last(id, EventKind::Webhook).expect("the webhook recorded");
+    assert_eq!(webhook.outcome, Outcome::Ok);
 }
 
 #[tokio::test]
