@@ -26,6 +26,13 @@ async fn harness() -> Harness {
     harness_with(Arc::new(MemoryStore::default()), FleetConfig::default()).await
 }
 
+/// Creates a vehicle owned by `user` through the fleet and waits for it: its internal id.
+async fn created(h: &Harness, user: Uuid, enode_id: &str) -> Uuid {
+    h.fleet.observe(user, sample_vehicle(enode_id), DataSource::Webhook, ObservationKind::Updated);
+    eventually("created", || h.fleet.board().get(enode_id).is_some()).await;
+    h.fleet.board().get(enode_id).map(|e| e.snapshot().state.internal_id).expect("on the board")
+}
+
 /// Polls until `check` holds; the actors work asynchronously.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..500 {
@@ -75,13 +82,11 @@ async fn the_same_new_vehicle_twice_is_created_once() {
 #[tokio::test]
 async fn another_owner_is_refused() {
     let h = harness().await;
-    h.fleet.observe(Uuid::new_v4(), sample_vehicle("enode-1"), DataSource::Webhook, ObservationKind::Updated);
-    eventually("created", || h.fleet.board().get("enode-1").is_some()).await;
+    let id = created(&h, Uuid::new_v4(), "enode-1").await;
     let routed =
         h.fleet.observe(Uuid::new_v4(), updated("enode-1", 1.0, 5), DataSource::Webhook, ObservationKind::Updated);
     assert_eq!(routed, Routed::WrongOwner);
     // The refusal is in the vehicle's history, for the admin page.
-    let id = h.fleet.board().get("enode-1").unwrap().snapshot().state.internal_id;
     let refused = h.fleet.history().last(id, EventKind::Webhook).expect("the webhook recorded");
     assert_eq!(refused.outcome, Outcome::Refused);
     assert_eq!(refused.note.as_deref(), Some("wrong owner"));
@@ -91,9 +96,7 @@ async fn another_owner_is_refused() {
 async fn webhooks_about_known_vehicles_are_in_their_history_and_refreshes_are_not() {
     let h = harness().await;
     let user = Uuid::new_v4();
-    h.fleet.observe(user, sample_vehicle("enode-1"), DataSource::Webhook, ObservationKind::Updated);
-    eventually("created", || h.fleet.board().get("enode-1").is_some()).await;
-    let id = h.fleet.board().get("enode-1").unwrap().snapshot().state.internal_id;
+    let id = created(&h, user, "enode-1").await;
     // The first sight of a vehicle is `Created` (the supervisor's), not a webhook.
     assert!(h.fleet.history().last(id, EventKind::Webhook).is_none());
     // A refresh's result is recorded by the refresh scheduler, not here.
