@@ -27,7 +27,6 @@ pub const BOUNDS_MS: [u64; 9] = [1, 2, 5, 10, 25, 50, 100, 250, 1000];
 /// Lateness counts since start.
 #[derive(Debug, Default)]
 pub struct RuntimeLag {
-    samples: AtomicU64,
     /// Samples per bucket (not cumulative): `BOUNDS_MS`, then everything longer.
     buckets: [AtomicU64; BOUNDS_MS.len() + 1],
     sum_micros: AtomicU64,
@@ -61,12 +60,11 @@ impl RuntimeLag {
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
         self.max_micros.fetch_max(micros, Ordering::Relaxed);
-        self.samples.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> RuntimeLagStats {
         let mut cumulative = 0;
-        let buckets = self
+        let buckets: Vec<LagBucket> = self
             .buckets
             .iter()
             .enumerate()
@@ -77,7 +75,8 @@ impl RuntimeLag {
             .collect();
         let ms = |micros: &AtomicU64| micros.load(Ordering::Relaxed) as f64 / 1000.0;
         RuntimeLagStats {
-            samples: self.samples.load(Ordering::Relaxed),
+            // The buckets' total rather than a counter of its own, so the two always agree.
+            samples: cumulative,
             every_ms: EVERY.as_millis() as u64,
             buckets,
             sum_ms: ms(&self.sum_micros),
