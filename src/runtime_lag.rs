@@ -62,25 +62,33 @@ impl RuntimeLag {
         self.max_micros.fetch_max(micros, Ordering::Relaxed);
     }
 
+    /// Samples per bucket, not cumulative (as a histogram encoder takes them), each with its
+    /// upper bound in ms (None: the bucket for everything longer).
+    pub fn per_bucket(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
+        self.buckets.iter().enumerate().map(|(i, count)| (BOUNDS_MS.get(i).copied(), count.load(Ordering::Relaxed)))
+    }
+
+    /// All lateness recorded, summed.
+    pub fn sum_ms(&self) -> f64 {
+        self.sum_micros.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
     pub fn stats(&self) -> RuntimeLagStats {
         let mut cumulative = 0;
         let buckets: Vec<LagBucket> = self
-            .buckets
-            .iter()
-            .enumerate()
-            .map(|(i, count)| {
-                cumulative += count.load(Ordering::Relaxed);
-                LagBucket { le_ms: BOUNDS_MS.get(i).copied(), count: cumulative }
+            .per_bucket()
+            .map(|(le_ms, own)| {
+                cumulative += own;
+                LagBucket { le_ms, count: cumulative }
             })
             .collect();
-        let ms = |micros: &AtomicU64| micros.load(Ordering::Relaxed) as f64 / 1000.0;
         RuntimeLagStats {
             // The buckets' total rather than a counter of its own, so the two always agree.
             samples: cumulative,
             every_ms: EVERY.as_millis() as u64,
             buckets,
-            sum_ms: ms(&self.sum_micros),
-            max_ms: ms(&self.max_micros),
+            sum_ms: self.sum_ms(),
+            max_ms: self.max_micros.load(Ordering::Relaxed) as f64 / 1000.0,
         }
     }
 

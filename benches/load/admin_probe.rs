@@ -44,7 +44,8 @@ pub struct LagDuring {
     pub later_than_5ms: u64,
     pub later_than_10ms: u64,
     pub later_than_25ms: u64,
-    /// The bucket bound the latest wake was within (ms): the phase's worst stall was shorter.
+    /// The smallest bucket bound (ms) no wake of the phase was later than: its worst stall was
+    /// shorter. None when some wake was later than every bound (over 1 s).
     pub worst_within_ms: Option<u64>,
 }
 

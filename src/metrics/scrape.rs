@@ -207,25 +207,17 @@ impl Scrape {
 impl Scrape {
     /// How late the runtime ran its canary (see `runtime_lag`), as a histogram.
     fn runtime(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
-        let stats = self.state.runtime_lag.stats();
-        // The encoder adds the counts up itself: it wants each bucket's own count.
-        let mut below = 0;
-        let buckets: Vec<(f64, u64)> = stats
-            .buckets
-            .iter()
-            .map(|b| {
-                let own = b.count - below;
-                below = b.count;
-                (b.le_ms.map_or(f64::INFINITY, |ms| ms as f64 / 1000.0), own)
-            })
-            .collect();
+        let lag = &self.state.runtime_lag;
+        let buckets: Vec<(f64, u64)> =
+            lag.per_bucket().map(|(le_ms, own)| (le_ms.map_or(f64::INFINITY, |ms| ms as f64 / 1000.0), own)).collect();
+        let samples = buckets.iter().map(|(_, own)| own).sum();
         let mut m = enc.encode_descriptor(
             "runtime_lag",
             "How late the async runtime ran a task due every 10 ms: every request waits as long",
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        m.encode_histogram::<NoLabelSet>(stats.sum_ms / 1000.0, stats.samples, &buckets, None)
+        m.encode_histogram::<NoLabelSet>(lag.sum_ms() / 1000.0, samples, &buckets, None)
     }
 
     /// Enode calls by endpoint and outcome, budget and 429 waits, the breaker. Absent without a client.
