@@ -120,7 +120,7 @@ impl WebhookIngest {
         self.stream.delivery(now);
         for parsed in events {
             match parsed {
-                Parsed::Event(event) => self.apply_event(*event, now).await?,
+                Parsed::Event(event) => self.apply_event(event, now).await?,
                 Parsed::Unknown(name) => {
                     c.unknown_event.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(event = %name, "unhandled Enode event ignored");
@@ -191,12 +191,22 @@ impl WebhookIngest {
     async fn observe(
         &self,
         enode_user: &str,
-        vehicle: crate::enode::model::Vehicle,
+        vehicle: Box<crate::enode::model::Vehicle>,
         kind: ObservationKind,
     ) -> Result<(), StoreError> {
+        let source = DataSource::Webhook;
+        // Most events are about a vehicle already on the board as this user's: routed at once,
+        // the board vouching for the user (see `Fleet::observe_owned`).
+        let vehicle = match Uuid::parse_str(enode_user) {
+            Ok(user) => match self.fleet.observe_owned(user, vehicle, source, kind) {
+                Ok(()) => return Ok(()),
+                Err(vehicle) => vehicle,
+            },
+            Err(_) => vehicle,
+        };
         let Some(user) = self.known_user(enode_user).await? else { return Ok(()) };
         // The fleet records the webhook in the vehicle's history.
-        if self.fleet.observe(user, vehicle, DataSource::Webhook, kind) == Routed::WrongOwner {
+        if self.fleet.observe(user, vehicle, source, kind) == Routed::WrongOwner {
             self.counters.wrong_owner.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

@@ -221,29 +221,68 @@ impl Fleet {
     /// it is new. Never waits for the actor. A webhook about a known vehicle goes into its
     /// history here, where the vehicle has been looked up anyway (a new one's history starts with
     /// `Created`, recorded by the supervisor; a refresh is recorded by the scheduler).
-    pub fn observe(&self, user_id: Uuid, vehicle: Vehicle, source: DataSource, kind: ObservationKind) -> Routed {
+    /// Takes the vehicle boxed or not; a caller that has it boxed already saves a copy.
+    pub fn observe(
+        &self,
+        user_id: Uuid,
+        vehicle: impl Into<Box<Vehicle>>,
+        source: DataSource,
+        kind: ObservationKind,
+    ) -> Routed {
+        let vehicle = vehicle.into();
         let Some(entry) = self.inner.context.board.get(&vehicle.id) else {
-            let msg = SupervisorMsg::Create { user_id, vehicle: Box::new(vehicle), source, kind };
+            let msg = SupervisorMsg::Create { user_id, vehicle, source, kind };
             return self.to_supervisor(msg);
         };
-        let (owner, internal_id) = {
-            let snapshot = entry.snapshot();
-            (snapshot.state.user_id, snapshot.state.internal_id)
-        };
-        let webhook = source == DataSource::Webhook;
-        let now = || self.inner.context.clock.now();
+        let (owner, internal_id) = owner_of(&entry);
         if owner != user_id {
             tracing::warn!(vehicle = %vehicle.id, "event names a different owner than the vehicle has; ignored");
-            if webhook {
+            if source == DataSource::Webhook {
+                let now = self.inner.context.clock.now();
                 let history = &self.inner.history;
-                history.record_with_note(internal_id, now(), EventKind::Webhook, Outcome::Refused, "wrong owner");
+                history.record_with_note(internal_id, now, EventKind::Webhook, Outcome::Refused, "wrong owner");
             }
             return Routed::WrongOwner;
         }
-        if webhook {
-            self.inner.history.record(internal_id, now(), EventKind::Webhook, Outcome::Ok);
+        self.route(&entry, internal_id, vehicle, source, kind)
+    }
+
+    /// `observe` for a vehicle on the board as `user_id`'s; any other vehicle (new, or another
+    /// user's) is handed back untouched, for the caller to check the user and then `observe` it.
+    /// The webhook path's common case: a vehicle is only ever created for a user who exists, and
+    /// users are never deleted, so finding it here answers whether the user exists, without a
+    /// lookup among all users for every event.
+    pub fn observe_owned(
+        &self,
+        user_id: Uuid,
+        vehicle: Box<Vehicle>,
+        source: DataSource,
+        kind: ObservationKind,
+    ) -> Result<(), Box<Vehicle>> {
+        let Some(entry) = self.inner.context.board.get(&vehicle.id) else { return Err(vehicle) };
+        let (owner, internal_id) = owner_of(&entry);
+        if owner != user_id {
+            return Err(vehicle);
         }
-        self.send(&entry, internal_id, VehicleMsg::Observe { vehicle: Box::new(vehicle), source, kind })
+        // Always queued (the supervisor takes over when the actor is not running).
+        self.route(&entry, internal_id, vehicle, source, kind);
+        Ok(())
+    }
+
+    /// Sends an observation to a known vehicle's actor; a webhook also goes into its history.
+    fn route(
+        &self,
+        entry: &BoardEntry,
+        internal_id: Uuid,
+        vehicle: Box<Vehicle>,
+        source: DataSource,
+        kind: ObservationKind,
+    ) -> Routed {
+        if source == DataSource::Webhook {
+            let now = self.inner.context.clock.now();
+            self.inner.history.record(internal_id, now, EventKind::Webhook, Outcome::Ok);
+        }
+        self.send(entry, internal_id, VehicleMsg::Observe { vehicle, source, kind })
     }
 
     /// Marks a user's vehicles (of `vendor`, or all when None) as needing a relink. Returns how many.
@@ -411,6 +450,12 @@ impl Fleet {
         }
         Routed::Queued
     }
+}
+
+/// A vehicle's owner and internal id, from its current snapshot.
+fn owner_of(entry: &BoardEntry) -> (Uuid, Uuid) {
+    let snapshot = entry.snapshot();
+    (snapshot.state.user_id, snapshot.state.internal_id)
 }
 
 #[cfg(test)]

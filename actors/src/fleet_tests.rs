@@ -93,6 +93,26 @@ async fn another_owner_is_refused() {
 }
 
 #[tokio::test]
+async fn only_a_vehicle_on_the_board_as_the_users_is_observed_owned() {
+    let h = harness().await;
+    let (owner, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let id = created(&h, owner, "enode-1").await;
+    let source = DataSource::Webhook;
+    let kind = ObservationKind::Updated;
+    // New, or another user's: handed back as it came, nothing done or recorded.
+    let back = h.fleet.observe_owned(owner, Box::new(updated("enode-2", 10.0, 1)), source, kind).unwrap_err();
+    assert_eq!((back.id.as_str(), back.charge_state.battery_level), ("enode-2", Some(10.0)));
+    let back = h.fleet.observe_owned(other, Box::new(updated("enode-1", 20.0, 1)), source, kind).unwrap_err();
+    assert_eq!(back.charge_state.battery_level, Some(20.0));
+    assert!(h.fleet.history().last(id, EventKind::Webhook).is_none());
+    assert!(h.fleet.board().get("enode-2").is_none());
+    // The owner's: applied, and in the vehicle's history like any webhook.
+    h.fleet.observe_owned(owner, Box::new(updated("enode-1", 30.0, 2)), source, kind).expect("routed");
+    eventually("update applied", || battery(&h.fleet, "enode-1") == Some(30.0)).await;
+    assert_eq!(h.fleet.history().last(id, EventKind::Webhook).map(|e| e.outcome), Some(Outcome::Ok));
+}
+
+#[tokio::test]
 async fn webhooks_about_known_vehicles_are_in_their_history_and_refreshes_are_not() {
     let h = harness().await;
     let user = Uuid::new_v4();

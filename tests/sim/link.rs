@@ -79,7 +79,7 @@ async fn opening_the_link_discovers_then_updates_the_users_vehicles() {
         let body = serde_json::to_vec(&delivery.events).unwrap();
         let parsed = parse_batch(&body).unwrap();
         assert!(parsed.iter().all(|p| matches!(p, Parsed::Event(e)
-            if matches!(**e, Event::VehicleDiscovered(_) | Event::VehicleUpdated(_)))));
+            if matches!(e, Event::VehicleDiscovered(_) | Event::VehicleUpdated(_)))));
     }
 }
 

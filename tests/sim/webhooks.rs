@@ -231,7 +231,7 @@ async fn credentials_invalidation_and_action_updates_are_delivered_and_parse() {
         for parsed in parse_batch(&body).unwrap() {
             assert!(matches!(parsed, Parsed::Event(_)), "{parsed:?}");
             if let Parsed::Event(event) = parsed
-                && let Event::CredentialsInvalidated(inv) = *event
+                && let Event::CredentialsInvalidated(inv) = event
             {
                 assert_eq!(inv.vendor.as_deref(), Some("BMW"));
             }

@@ -73,7 +73,7 @@ impl<'de> Visitor<'de> for Element {
         let name: &str = map.next_value()?;
         let rest = MapAccessDeserializer::new(WithoutName(map));
         Ok(match read_event(name, rest)? {
-            Some(event) => Parsed::Event(Box::new(event)),
+            Some(event) => Parsed::Event(event),
             None => Parsed::Unknown(name.to_owned()),
         })
     }
