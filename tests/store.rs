@@ -146,7 +146,7 @@ fn vehicle_state(user_id: Uuid, enode_id: &str) -> VehicleState {
     VehicleState {
         internal_id: Uuid::new_v4(),
         user_id,
-        vehicle,
+        vehicle: Box::new(vehicle),
         source: DataSource::Webhook,
         received_at: at("2026-03-01T12:34:56.789012Z"),
         relink_required: false,

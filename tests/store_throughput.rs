@@ -59,7 +59,7 @@ async fn measure(backend: &str, db: &TestDatabase) {
             Arc::new(VehicleState {
                 internal_id: new_internal_id(),
                 user_id: users[i % USERS],
-                vehicle,
+                vehicle: Box::new(vehicle),
                 source: DataSource::Webhook,
                 received_at,
                 relink_required: false,

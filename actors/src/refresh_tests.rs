@@ -37,7 +37,7 @@ async fn harness(ages: &[i64], tiers: &[Tier], concurrency: usize) -> Harness {
         state.received_at = now0() - chrono::Duration::minutes(*age);
         let mut fresh = state.vehicle.clone();
         fresh.last_seen = Some(now0());
-        upstream.put_vehicle(fresh);
+        upstream.put_vehicle(*fresh);
         audience.tiers.lock().unwrap().insert(state.user_id, *tier);
         store.insert(state);
     }

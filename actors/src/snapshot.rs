@@ -426,7 +426,7 @@ mod tests {
         Arc::new(Snapshot::new(Arc::new(VehicleState {
             internal_id: Uuid::new_v4(),
             user_id: user,
-            vehicle,
+            vehicle: Box::new(vehicle),
             source: DataSource::Webhook,
             received_at: Utc::now(),
             relink_required: false,

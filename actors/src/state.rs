@@ -45,7 +45,11 @@ pub struct VehicleState {
     pub internal_id: Uuid,
     /// The owner. A user's id is also their Enode user id.
     pub user_id: Uuid,
-    pub vehicle: Vehicle,
+    /// Boxed: a `Vehicle` is over a kilobyte, and a webhook's arrives boxed from the parse (see
+    /// `enode::events`). Taken over as it is, each new state is a small allocation plus a pointer
+    /// instead of two more copies of the whole vehicle, into the state and into its `Arc`, the
+    /// latter too large for the allocator's per-thread cache.
+    pub vehicle: Box<Vehicle>,
     pub source: DataSource,
     /// When the service last received this vehicle's data from Enode (webhook or refresh).
     pub received_at: DateTime<Utc>,

@@ -124,7 +124,7 @@ pub fn sample_state(enode_id: &str) -> VehicleState {
     VehicleState {
         internal_id: Uuid::new_v4(),
         user_id: Uuid::new_v4(),
-        vehicle: sample_vehicle(enode_id),
+        vehicle: Box::new(sample_vehicle(enode_id)),
         source: DataSource::Webhook,
         received_at: Utc::now(),
         relink_required: false,

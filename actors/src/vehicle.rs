@@ -166,7 +166,7 @@ impl Actor for VehicleActor {
         let current = &state.current.state;
         let next = match msg {
             VehicleMsg::Observe { vehicle, source, kind } => {
-                merge(current, *vehicle, source, kind, state.context.clock.now())
+                merge(current, vehicle, source, kind, state.context.clock.now())
             }
             VehicleMsg::CredentialsInvalidated if !current.relink_required => {
                 Some(VehicleState { relink_required: true, ..(**current).clone() })
@@ -301,7 +301,7 @@ const FUTURE_SKEW: chrono::Duration = chrono::Duration::minutes(10);
 /// never overwrites state; it does show the user linked again.
 pub fn merge(
     current: &VehicleState,
-    incoming: Vehicle,
+    incoming: Box<Vehicle>,
     source: DataSource,
     kind: ObservationKind,
     now: chrono::DateTime<chrono::Utc>,
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn discovered_never_blanks_known_data() {
         let current = sample_state("v");
-        let mut discovered = Vehicle { id: "v".into(), ..Vehicle::default() };
+        let mut discovered = Box::new(Vehicle { id: "v".into(), ..Vehicle::default() });
         discovered.last_seen = current.vehicle.last_seen.map(|t| t + Duration::hours(1));
         assert!(
             merge(&current, discovered.clone(), DataSource::Webhook, ObservationKind::Discovered, Utc::now()).is_none()

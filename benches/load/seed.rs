@@ -102,7 +102,7 @@ fn state(v: &SeededVehicle, now: DateTime<Utc>) -> VehicleState {
         // As the service makes them: rows inserted in id order, as linking inserts them.
         internal_id: new_internal_id(),
         user_id: v.user_id,
-        vehicle: v.vehicle.clone(),
+        vehicle: Box::new(v.vehicle.clone()),
         source: DataSource::Webhook,
         received_at: now,
         relink_required: false,

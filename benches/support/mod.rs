@@ -90,7 +90,7 @@ impl World {
                 VehicleWrite::Upsert(Arc::new(VehicleState {
                     internal_id: Uuid::new_v4(),
                     user_id: v.user_id,
-                    vehicle: sample_vehicle(&v.enode_id),
+                    vehicle: Box::new(sample_vehicle(&v.enode_id)),
                     source: DataSource::Webhook,
                     received_at: now,
                     relink_required: false,

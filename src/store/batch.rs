@@ -50,7 +50,7 @@ mod tests {
         VehicleWrite::Upsert(Arc::new(VehicleState {
             internal_id: id,
             user_id: Uuid::nil(),
-            vehicle: Vehicle { id: enode_id.to_owned(), ..Vehicle::default() },
+            vehicle: Box::new(Vehicle { id: enode_id.to_owned(), ..Vehicle::default() }),
             source: DataSource::Webhook,
             received_at: Utc::now(),
             relink_required: false,

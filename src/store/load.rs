@@ -95,7 +95,7 @@ pub(crate) struct VehicleColumns<'a> {
 impl VehicleColumns<'_> {
     pub(crate) fn decode(&self) -> Result<VehicleState, StoreError> {
         let named = rows::in_vehicle(self.internal_id);
-        let vehicle: Vehicle = serde_json::from_str(self.data)
+        let vehicle: Box<Vehicle> = serde_json::from_str(self.data)
             .map_err(|e| named(StoreError::Corrupt(format!("data is not a vehicle: {e}"))))?;
         Ok(VehicleState {
             internal_id: self.internal_id,

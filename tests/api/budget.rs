@@ -58,7 +58,7 @@ async fn ten_thousand_stale_watched_vehicles_stay_within_the_budget() {
             VehicleWrite::Upsert(Arc::new(VehicleState {
                 internal_id: Uuid::new_v4(),
                 user_id: user.id,
-                vehicle: sim.vehicle(id).expect("simulated vehicle"),
+                vehicle: Box::new(sim.vehicle(id).expect("simulated vehicle")),
                 source: DataSource::Webhook,
                 received_at: now - chrono::Duration::minutes(minutes),
                 relink_required: false,

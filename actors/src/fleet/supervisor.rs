@@ -100,7 +100,7 @@ impl Actor for FleetSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Create { user_id, vehicle, source, kind } => {
-                state.create(&myself, user_id, *vehicle, source, kind).await;
+                state.create(&myself, user_id, vehicle, source, kind).await;
             }
             SupervisorMsg::Deliver { internal_id, msg, attempts } => {
                 state.deliver(&myself, internal_id, msg, attempts).await;
@@ -151,7 +151,7 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         user_id: Uuid,
-        vehicle: Vehicle,
+        vehicle: Box<Vehicle>,
         source: DataSource,
         kind: ObservationKind,
     ) {
@@ -159,7 +159,7 @@ impl SupervisorState {
             // Created by an earlier message in this mailbox: deliver instead.
             let state = entry.snapshot().state.clone();
             if state.user_id == user_id {
-                let msg = VehicleMsg::Observe { vehicle: Box::new(vehicle), source, kind };
+                let msg = VehicleMsg::Observe { vehicle, source, kind };
                 self.deliver(myself, state.internal_id, msg, 0).await;
             }
             return;
