@@ -26,11 +26,16 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Microseconds.
     pub latency: Histogram<u64>,
+    /// Open loop only: how late the generator itself sent the requests it was ready for in time
+    /// (its connection idle before the intended moment), in microseconds. Lateness there is the
+    /// generator's thread not running, not the server: on a host that stops a virtual CPU now and
+    /// then, it shows in both sides' tails, and this says by how much.
+    pub sends_late: Histogram<u64>,
 }
 
 impl RunResult {
     fn empty() -> Self {
-        Self { ok: 0, errors: 0, elapsed: Duration::ZERO, latency: histogram() }
+        Self { ok: 0, errors: 0, elapsed: Duration::ZERO, latency: histogram(), sends_late: histogram() }
     }
 
     /// One answer: a 2xx counts with its latency, anything else (0: no answer) as an error.
@@ -54,6 +59,11 @@ impl RunResult {
 
     pub fn p(&self, quantile: f64) -> f64 {
         self.latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    /// The generator's own lateness at `quantile` in ms, when it measured any (open loop).
+    pub fn send_late(&self, quantile: f64) -> Option<f64> {
+        (!self.sends_late.is_empty()).then(|| self.sends_late.value_at_quantile(quantile) as f64 / 1000.0)
     }
 }
 
@@ -165,7 +175,12 @@ pub async fn open_loop(
                 let mut result = RunResult::empty();
                 let mut intended = start + offset;
                 while intended < end {
+                    let ready = Instant::now() < intended;
                     wait_until(intended).await;
+                    if ready {
+                        let late = Instant::now().saturating_duration_since(intended);
+                        let _ = result.sends_late.record(late.as_micros().max(1) as u64);
+                    }
                     let request = &requests[rng.below(requests.len())];
                     let (status, _) = exchange(&mut conn, addr, request).await;
                     result.count(status, Instant::now().saturating_duration_since(intended));
@@ -221,6 +236,7 @@ async fn merge(tasks: Vec<tokio::task::JoinHandle<RunResult>>) -> RunResult {
         result.ok += part.ok;
         result.errors += part.errors;
         result.latency.add(&part.latency).expect("histograms share bounds");
+        result.sends_late.add(&part.sends_late).expect("histograms share bounds");
     }
     result
 }

@@ -38,6 +38,10 @@ pub struct Phase {
     pub server_cores: f64,
     /// CPU the harness (load generator) used, in cores.
     pub harness_cores: f64,
+    /// Fixed rate only: the generator's own lateness on sends it was ready for (see
+    /// `RunResult::sends_late`), p99 and max, ms.
+    pub generator_late_p99_ms: Option<f64>,
+    pub generator_late_max_ms: Option<f64>,
 }
 
 impl Phase {
@@ -52,6 +56,8 @@ impl Phase {
             max_ms: r.latency.max() as f64 / 1000.0,
             server_cores,
             harness_cores,
+            generator_late_p99_ms: r.send_late(0.99),
+            generator_late_max_ms: r.send_late(1.0),
         }
     }
 }
@@ -281,6 +287,17 @@ impl Report {
             let rate = self.fixed_rate_rps;
             row(&mut s, &format!("ceiling, fixed {rate:.0}/s"), c, "");
             row(&mut s, &format!("evconduit, fixed {rate:.0}/s"), v, "");
+        }
+        if let (Some(c), Some(v)) = (&self.fixed_rate_ceiling, &self.fixed_rate_service)
+            && let (Some(c99), Some(cmax), Some(v99), Some(vmax)) =
+                (c.generator_late_p99_ms, c.generator_late_max_ms, v.generator_late_p99_ms, v.generator_late_max_ms)
+        {
+            let _ = writeln!(
+                s,
+                "\nThe load generator's own lateness in those phases (sends it was ready for, late because its \
+                 thread did not run): p99 {c99:.2} ms, max {cmax:.1} ms against the ceiling; p99 {v99:.2} ms, max \
+                 {vmax:.1} ms against evconduit. That lateness is the host's, and it is in both sides' latencies."
+            );
         }
         if let Some(lag) = &self.fixed_rate_service_runtime {
             let worst =
