@@ -427,7 +427,8 @@ impl Fleet {
 
     /// Routes a message to a vehicle's actor (its entry counts the backlog).
     fn send(&self, entry: &BoardEntry, internal_id: Uuid, msg: VehicleMsg) -> Routed {
-        match self.inner.registry.actor(internal_id) {
+        // The entry's copy first; the registry decides when they differ (see `BoardEntry::actor`).
+        match entry.actor().or_else(|| self.inner.registry.actor(internal_id)) {
             Some(actor) => match actor.cast(msg) {
                 Ok(()) => {
                     entry.enqueued();

@@ -287,6 +287,48 @@ mod sleeping {
         eventually("newest applied", || battery(&h.fleet, "a") == Some(52.0)).await;
     }
 
+    /// The running actor as the board entry has it and as the registry has it, by actor id.
+    fn actors_of(fleet: &Fleet, entry: &BoardEntry) -> (Option<ractor::ActorId>, Option<ractor::ActorId>) {
+        let internal_id = entry.snapshot().state.internal_id;
+        (entry.actor().map(|a| a.get_id()), fleet.inner.registry.actor(internal_id).map(|a| a.get_id()))
+    }
+
+    #[tokio::test]
+    async fn the_entry_knows_the_running_actor_through_sleep_wake_restart_and_removal() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let h = harness_on(clock.clone(), sleepy(Duration::from_secs(60))).await;
+        let user = Uuid::new_v4();
+        h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
+        eventually("created", || battery(&h.fleet, "a") == Some(50.0)).await;
+        let entry = h.fleet.board().get("a").expect("on the board");
+        let (copy, registered) = actors_of(&h.fleet, &entry);
+        assert!(copy.is_some() && copy == registered);
+
+        clock.advance(chrono::Duration::seconds(61));
+        eventually("asleep", || status(&h.fleet, "a") == ActorStatus::Idle).await;
+        assert_eq!(actors_of(&h.fleet, &entry), (None, None));
+
+        h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
+        eventually("woken", || battery(&h.fleet, "a") == Some(51.0)).await;
+        let (woken, registered) = actors_of(&h.fleet, &entry);
+        assert!(woken.is_some() && woken == registered && woken != copy);
+
+        h.fleet.inject_panic("a", "test");
+        eventually("restarted", || h.fleet.stats().restarts == 1 && status(&h.fleet, "a") == ActorStatus::Running)
+            .await;
+        let (restarted, registered) = actors_of(&h.fleet, &entry);
+        assert!(restarted.is_some() && restarted == registered && restarted != woken);
+        h.fleet.observe(user, updated("a", 52.0, 3), DataSource::Webhook, ObservationKind::Updated);
+        eventually("applied after the restart", || battery(&h.fleet, "a") == Some(52.0)).await;
+
+        assert!(h.fleet.restart("a").await.unwrap());
+        let (again, registered) = actors_of(&h.fleet, &entry);
+        assert!(again.is_some() && again == registered && again != restarted);
+
+        assert!(h.fleet.remove("a").await.unwrap());
+        assert!(entry.actor().is_none(), "a removed vehicle's entry holds no actor");
+    }
+
     /// Actors put to sleep at every sweep (idle_after 0), every 5 ms, while updates stream in:
     /// each vehicle ends on its last update, in memory and in the store.
     #[tokio::test]

@@ -251,6 +251,7 @@ impl SupervisorState {
             let Some(actor) = self.registry.slots.get_mut(&id).and_then(|mut slot| slot.actor.take()) else {
                 continue;
             };
+            entry.set_actor(None);
             // Idle from now: whoever finds no actor asks this supervisor, which answers only
             // after the drains below. Draining all before waiting for any: they finish side by side.
             entry.set_status(ActorStatus::Idle);
@@ -280,6 +281,7 @@ impl SupervisorState {
             let _ = actor.stop_and_wait(Some("vehicle removed".into()), Some(Duration::from_secs(5))).await;
         }
         if let Some(entry) = self.context.board.remove(internal_id) {
+            entry.set_actor(None);
             entry.set_status(ActorStatus::Stopped);
         }
         self.context.write_behind.submit(VehicleWrite::Delete { internal_id });
@@ -297,6 +299,7 @@ impl SupervisorState {
             slot.recent_restarts.clear();
             slot.actor.take()
         });
+        entry.set_actor(None);
         if let Some(actor) = old {
             self.registry.by_actor.remove(&actor.get_id());
             let _ = actor.stop_and_wait(Some("restart requested".into()), Some(Duration::from_secs(5))).await;
@@ -317,6 +320,7 @@ impl SupervisorState {
                 return;
             };
             slot.actor = None;
+            entry.set_actor(None);
             slot.total_restarts += 1;
             slot.last_error = Some(error.clone());
             let window = self.config.restart_window;
@@ -351,6 +355,7 @@ impl SupervisorState {
         match spawn_vehicle(&self.context, Arc::clone(&entry), myself.get_cell()).await {
             Ok(actor) => {
                 self.registry.set_actor(internal_id, actor.clone());
+                entry.set_actor(Some(actor.clone()));
                 let parked = self.registry.slots.get_mut(&internal_id).and_then(|mut s| s.parked.take());
                 if let Some(msg) = parked
                     && let Err(MessagingErr::SendErr(msg)) = actor.cast(msg)
