@@ -26,10 +26,12 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Microseconds.
     pub latency: Histogram<u64>,
-    /// Open loop only: how late the generator itself sent the requests it was ready for in time
-    /// (its connection idle before the intended moment), in microseconds. Lateness there is the
+    /// Open loop only: how late the generator itself sent the requests it was waiting to send
+    /// (its task was there before the intended moment), in microseconds. Lateness there is the
     /// generator's thread not running, not the server: on a host that stops a virtual CPU now and
-    /// then, it shows in both sides' tails, and this says by how much.
+    /// then, it shows in both sides' tails. A stall delays every send scheduled during it but is
+    /// counted once per connection (the sends after the first are already late when their task
+    /// gets to them), so the maximum is the figure to read.
     pub sends_late: Histogram<u64>,
 }
 

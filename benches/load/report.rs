@@ -294,9 +294,11 @@ impl Report {
         {
             let _ = writeln!(
                 s,
-                "\nThe load generator's own lateness in those phases (sends it was ready for, late because its \
-                 thread did not run): p99 {c99:.2} ms, max {cmax:.1} ms against the ceiling; p99 {v99:.2} ms, max \
-                 {vmax:.1} ms against evconduit. That lateness is the host's, and it is in both sides' latencies."
+                "\nThe load generator's own lateness in those phases (sends it was waiting to make, late because \
+                 its thread did not run): max {cmax:.1} ms against the ceiling, {vmax:.1} ms against evconduit (p99 \
+                 {c99:.2} and {v99:.2} ms). A stall of the generator makes every send scheduled during it late, but \
+                 counts here once per connection, so its p99 understates it: a max near a phase's tail says the \
+                 tail is the host's."
             );
         }
         if let Some(lag) = &self.fixed_rate_service_runtime {
