@@ -260,13 +260,20 @@ mod sleeping {
         fleet.health(id).unwrap().status
     }
 
-    #[tokio::test]
-    async fn an_idle_actor_sleeps_and_its_next_message_wakes_it_with_its_state() {
+    /// A fleet on a manual clock whose actors sleep after a minute idle, with vehicle "a" (battery
+    /// 50) created and its actor running.
+    async fn vehicle_a_that_sleeps_after_a_minute() -> (Arc<ManualClock>, Harness, Uuid) {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let h = harness_on(clock.clone(), sleepy(Duration::from_secs(60))).await;
         let user = Uuid::new_v4();
         h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
         eventually("created", || battery(&h.fleet, "a") == Some(50.0)).await;
+        (clock, h, user)
+    }
+
+    #[tokio::test]
+    async fn an_idle_actor_sleeps_and_its_next_message_wakes_it_with_its_state() {
+        let (clock, h, user) = vehicle_a_that_sleeps_after_a_minute().await;
         // Not idle long enough yet: several sweeps leave it running.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(status(&h.fleet, "a"), ActorStatus::Running);
@@ -295,11 +302,7 @@ mod sleeping {
 
     #[tokio::test]
     async fn the_entry_knows_the_running_actor_through_sleep_wake_restart_and_removal() {
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let h = harness_on(clock.clone(), sleepy(Duration::from_secs(60))).await;
-        let user = Uuid::new_v4();
-        h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
-        eventually("created", || battery(&h.fleet, "a") == Some(50.0)).await;
+        let (clock, h, user) = vehicle_a_that_sleeps_after_a_minute().await;
         let entry = h.fleet.board().get("a").expect("on the board");
         let (copy, registered) = actors_of(&h.fleet, &entry);
         assert!(copy.is_some() && copy == registered);
