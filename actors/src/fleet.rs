@@ -129,10 +129,13 @@ struct FleetInner {
     history: Arc<History>,
 }
 
-/// Who runs each vehicle. Written by the supervisor (and by `restore`, before anything else runs).
+/// The supervisor's records of each vehicle. Written by the supervisor (and by `restore`, before
+/// anything else runs). The running actor itself is on the vehicle's board entry
+/// (`BoardEntry::actor`), where senders find it.
 #[derive(Default)]
 struct Registry {
     slots: DashMap<Uuid, Slot>,
+    /// Which vehicle each running actor runs: a failed actor is known only by its id.
     by_actor: DashMap<ActorId, Uuid>,
     counters: Counters,
 }
@@ -150,24 +153,11 @@ struct Counters {
 
 #[derive(Default)]
 struct Slot {
-    /// None while asleep, restarting or degraded.
-    actor: Option<ActorRef<VehicleMsg>>,
     recent_restarts: VecDeque<Instant>,
     total_restarts: u64,
     last_error: Option<String>,
     /// The newest data that arrived while the vehicle was degraded, applied on restart.
     parked: Option<VehicleMsg>,
-}
-
-impl Registry {
-    fn actor(&self, id: Uuid) -> Option<ActorRef<VehicleMsg>> {
-        self.slots.get(&id).and_then(|slot| slot.actor.clone())
-    }
-
-    fn set_actor(&self, id: Uuid, actor: ActorRef<VehicleMsg>) {
-        self.by_actor.insert(actor.get_id(), id);
-        self.slots.entry(id).or_default().actor = Some(actor);
-    }
 }
 
 impl Fleet {
@@ -309,7 +299,7 @@ impl Fleet {
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
-            let actor = match self.inner.registry.actor(internal_id) {
+            let actor = match entry.actor() {
                 Some(actor) => Some(actor),
                 None => ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Wake { internal_id, reply })
                     .ok()
@@ -427,8 +417,7 @@ impl Fleet {
 
     /// Routes a message to a vehicle's actor (its entry counts the backlog).
     fn send(&self, entry: &BoardEntry, internal_id: Uuid, msg: VehicleMsg) -> Routed {
-        // The entry's copy first; the registry decides when they differ (see `BoardEntry::actor`).
-        match entry.actor().or_else(|| self.inner.registry.actor(internal_id)) {
+        match entry.actor() {
             Some(actor) => match actor.cast(msg) {
                 Ok(()) => {
                     entry.enqueued();

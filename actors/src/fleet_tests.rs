@@ -294,42 +294,50 @@ mod sleeping {
         eventually("newest applied", || battery(&h.fleet, "a") == Some(52.0)).await;
     }
 
-    /// The running actor as the board entry has it and as the registry has it, by actor id.
-    fn actors_of(fleet: &Fleet, entry: &BoardEntry) -> (Option<ractor::ActorId>, Option<ractor::ActorId>) {
+    /// The running actor on the board entry, by id, if the supervisor also knows it runs this
+    /// vehicle (it finds a failed actor's vehicle that way). None when the entry holds none.
+    fn running_actor(fleet: &Fleet, entry: &BoardEntry) -> Option<ractor::ActorId> {
         let internal_id = entry.snapshot().state.internal_id;
-        (entry.actor().map(|a| a.get_id()), fleet.inner.registry.actor(internal_id).map(|a| a.get_id()))
+        let id = entry.actor()?.get_id();
+        let supervised = fleet.inner.registry.by_actor.get(&id).map(|v| *v.value());
+        assert_eq!(supervised, Some(internal_id), "the supervisor knows the entry's actor");
+        assert_eq!(fleet.stats().live_actors, 1, "and no other");
+        Some(id)
     }
 
     #[tokio::test]
-    async fn the_entry_knows_the_running_actor_through_sleep_wake_restart_and_removal() {
+    async fn the_entry_holds_the_running_actor_through_sleep_wake_restart_and_removal() {
         let (clock, h, user) = vehicle_a_that_sleeps_after_a_minute().await;
         let entry = h.fleet.board().get("a").expect("on the board");
-        let (copy, registered) = actors_of(&h.fleet, &entry);
-        assert!(copy.is_some() && copy == registered);
+        let first = running_actor(&h.fleet, &entry);
+        assert!(first.is_some());
 
         clock.advance(chrono::Duration::seconds(61));
         eventually("asleep", || status(&h.fleet, "a") == ActorStatus::Idle).await;
-        assert_eq!(actors_of(&h.fleet, &entry), (None, None));
+        assert!(entry.actor().is_none(), "a sleeping vehicle's entry holds no actor");
 
         h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
         eventually("woken", || battery(&h.fleet, "a") == Some(51.0)).await;
-        let (woken, registered) = actors_of(&h.fleet, &entry);
-        assert!(woken.is_some() && woken == registered && woken != copy);
+        let woken = running_actor(&h.fleet, &entry);
+        assert!(woken.is_some() && woken != first);
 
         h.fleet.inject_panic("a", "test");
         eventually("restarted", || h.fleet.stats().restarts == 1 && status(&h.fleet, "a") == ActorStatus::Running)
             .await;
-        let (restarted, registered) = actors_of(&h.fleet, &entry);
-        assert!(restarted.is_some() && restarted == registered && restarted != woken);
+        eventually("the failed actor gone", || h.fleet.stats().live_actors == 1).await;
+        let restarted = running_actor(&h.fleet, &entry);
+        assert!(restarted.is_some() && restarted != woken);
         h.fleet.observe(user, updated("a", 52.0, 3), DataSource::Webhook, ObservationKind::Updated);
         eventually("applied after the restart", || battery(&h.fleet, "a") == Some(52.0)).await;
 
         assert!(h.fleet.restart("a").await.unwrap());
-        let (again, registered) = actors_of(&h.fleet, &entry);
-        assert!(again.is_some() && again == registered && again != restarted);
+        eventually("the stopped actor gone", || h.fleet.stats().live_actors == 1).await;
+        let again = running_actor(&h.fleet, &entry);
+        assert!(again.is_some() && again != restarted);
 
         assert!(h.fleet.remove("a").await.unwrap());
         assert!(entry.actor().is_none(), "a removed vehicle's entry holds no actor");
+        assert_eq!(h.fleet.stats().live_actors, 0);
     }
 
     /// Actors put to sleep at every sweep (idle_after 0), every 5 ms, while updates stream in:

@@ -235,10 +235,12 @@ pub struct BoardEntry {
     /// The actor is waiting on something only it can finish (a charging call, a pending action it
     /// follows up): it must not be put to sleep.
     holds_work: AtomicBool,
-    /// The running actor, a copy of the fleet registry's (which decides): found here, where a
-    /// message's sender has the entry already, routing skips a lookup in the registry's map
-    /// (1.8% of the server's CPU under webhook load). A copy a moment stale is harmless: a
-    /// stopped or draining actor refuses the message, and the sender hands it to the supervisor.
+    /// The vehicle's running actor; None while it is asleep, restarting, degraded or removed.
+    /// Only the fleet's supervisor sets or takes it, so it is the one record of who runs the
+    /// vehicle. Kept here, where a message's sender has the entry already, routing needs no
+    /// second lookup (a map of actors was 1.8% of the server's CPU under webhook load). A handle
+    /// read a moment before the supervisor takes it is harmless: a stopped or draining actor
+    /// refuses the message, and the sender hands it to the supervisor.
     actor: Mutex<Option<ActorRef<VehicleMsg>>>,
     /// Unix ms of the current snapshot's `received_at`, kept beside the snapshot so the refresh
     /// scan, which visits every vehicle every second, can pass over fresh ones without loading it.
@@ -305,13 +307,24 @@ impl BoardEntry {
             && self.last_active.load(Ordering::Relaxed) <= cutoff.timestamp_millis()
     }
 
-    /// The vehicle's running actor, as the fleet last registered it (see the field).
+    /// The vehicle's running actor, if it has one (see the field).
     pub(crate) fn actor(&self) -> Option<ActorRef<VehicleMsg>> {
-        self.actor.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.actor_slot().clone()
     }
 
-    pub(crate) fn set_actor(&self, actor: Option<ActorRef<VehicleMsg>>) {
-        *self.actor.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = actor;
+    pub(crate) fn set_actor(&self, actor: ActorRef<VehicleMsg>) {
+        *self.actor_slot() = Some(actor);
+    }
+
+    /// Takes the running actor away (to put it to sleep, restart or stop it): from here on,
+    /// messages for the vehicle go to the supervisor.
+    pub(crate) fn take_actor(&self) -> Option<ActorRef<VehicleMsg>> {
+        self.actor_slot().take()
+    }
+
+    fn actor_slot(&self) -> std::sync::MutexGuard<'_, Option<ActorRef<VehicleMsg>>> {
+        // Poisoning cannot leave the handle half-written: take the guard either way.
+        self.actor.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn status(&self) -> ActorStatus {
@@ -359,6 +372,11 @@ impl SnapshotBoard {
             Some(uuid) => self.by_uuid.get(&uuid).map(|e| Arc::clone(e.value())),
             None => self.by_other_id.get(id).map(|e| Arc::clone(e.value())),
         }
+    }
+
+    /// The entry for a vehicle by its internal id (no parsing: the fleet's own lookups).
+    pub fn by_internal_id(&self, internal_id: Uuid) -> Option<Arc<BoardEntry>> {
+        self.by_uuid.get(&internal_id).map(|e| Arc::clone(e.value()))
     }
 
     /// Makes room for `vehicles` more (two ids each) before they are published at once.

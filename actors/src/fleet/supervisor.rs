@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent};
 use uuid::Uuid;
 
 use super::{FleetConfig, FleetError, Registry, Slot};
@@ -134,7 +134,7 @@ impl Actor for FleetSupervisor {
         match event {
             SupervisionEvent::ActorFailed(cell, error) => {
                 if let Some((_, id)) = state.registry.by_actor.remove(&cell.get_id()) {
-                    state.recover(&myself, id, error.to_string()).await;
+                    state.recover(&myself, id, cell.get_id(), error.to_string()).await;
                 }
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
@@ -212,18 +212,16 @@ impl SupervisorState {
     /// The vehicle's running actor, starting it if it is asleep. None when it is degraded, stopped
     /// or gone: those wait for an operator (or are not there to wake).
     async fn awake(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid) -> Option<ActorRef<VehicleMsg>> {
-        if let Some(actor) = self.registry.actor(internal_id) {
+        let entry = self.context.board.by_internal_id(internal_id)?;
+        if let Some(actor) = entry.actor() {
             return Some(actor);
         }
-        let entry = self.context.board.get(&internal_id.hyphenated().to_string())?;
         if entry.status() != ActorStatus::Idle {
             return None;
         }
-        if !self.start_actor(myself, internal_id, entry).await {
-            return None;
-        }
+        let actor = self.start_actor(myself, internal_id, entry).await?;
         self.registry.counters.woken.fetch_add(1, Ordering::Relaxed);
-        self.registry.actor(internal_id)
+        Some(actor)
     }
 
     /// Puts every actor idle for `idle_after` to sleep. Each is first unregistered, so messages
@@ -247,11 +245,7 @@ impl SupervisorState {
             if !idle(&entry) {
                 continue;
             }
-            let id = entry.snapshot().state.internal_id;
-            let Some(actor) = self.registry.slots.get_mut(&id).and_then(|mut slot| slot.actor.take()) else {
-                continue;
-            };
-            entry.set_actor(None);
+            let Some(actor) = entry.take_actor() else { continue };
             // Idle from now: whoever finds no actor asks this supervisor, which answers only
             // after the drains below. Draining all before waiting for any: they finish side by side.
             entry.set_status(ActorStatus::Idle);
@@ -272,16 +266,15 @@ impl SupervisorState {
     }
 
     async fn remove(&mut self, internal_id: Uuid) -> bool {
-        let Some((_, slot)) = self.registry.slots.remove(&internal_id) else {
+        if self.registry.slots.remove(&internal_id).is_none() {
             return false;
-        };
-        if let Some(actor) = slot.actor {
-            self.registry.by_actor.remove(&actor.get_id());
-            // Wait for the actor to stop, so no state it is writing can land after the delete.
-            let _ = actor.stop_and_wait(Some("vehicle removed".into()), Some(Duration::from_secs(5))).await;
         }
         if let Some(entry) = self.context.board.remove(internal_id) {
-            entry.set_actor(None);
+            if let Some(actor) = entry.take_actor() {
+                self.registry.by_actor.remove(&actor.get_id());
+                // Wait for the actor to stop, so no state it is writing can land after the delete.
+                let _ = actor.stop_and_wait(Some("vehicle removed".into()), Some(Duration::from_secs(5))).await;
+            }
             entry.set_status(ActorStatus::Stopped);
         }
         self.context.write_behind.submit(VehicleWrite::Delete { internal_id });
@@ -292,35 +285,44 @@ impl SupervisorState {
     }
 
     async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid) -> bool {
-        let Some(entry) = self.context.board.get(&internal_id.hyphenated().to_string()) else {
+        let Some(entry) = self.context.board.by_internal_id(internal_id) else {
             return false;
         };
-        let old = self.registry.slots.get_mut(&internal_id).and_then(|mut slot| {
+        if let Some(mut slot) = self.registry.slots.get_mut(&internal_id) {
             slot.recent_restarts.clear();
-            slot.actor.take()
-        });
-        entry.set_actor(None);
-        if let Some(actor) = old {
+        }
+        if let Some(actor) = entry.take_actor() {
             self.registry.by_actor.remove(&actor.get_id());
             let _ = actor.stop_and_wait(Some("restart requested".into()), Some(Duration::from_secs(5))).await;
         }
         let now = self.context.clock.now();
         self.history.record_with_note(internal_id, now, EventKind::Restart, Outcome::Ok, "requested by an operator");
-        self.start_actor(myself, internal_id, entry).await
+        self.start_actor(myself, internal_id, entry).await.is_some()
     }
 
     /// A vehicle's actor failed: restart it from its last snapshot, unless it has used its budget.
-    async fn recover(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid, error: String) {
-        let Some(entry) = self.context.board.get(&internal_id.hyphenated().to_string()) else {
+    async fn recover(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid, failed: ActorId, error: String) {
+        let Some(entry) = self.context.board.by_internal_id(internal_id) else {
             return;
         };
+        if entry.actor().is_some_and(|running| running.get_id() != failed) {
+            // It failed while draining to sleep, and a message has since woken a new actor:
+            // the vehicle runs, and starting another would make two.
+            if let Some(mut slot) = self.registry.slots.get_mut(&internal_id) {
+                slot.last_error = Some(error.clone());
+            }
+            let now = self.context.clock.now();
+            self.history.record_with_note(internal_id, now, EventKind::Restart, Outcome::Failed, &error);
+            tracing::warn!(vehicle = %internal_id, %error, "vehicle actor failed while going to sleep; already woken");
+            return;
+        }
+        // Senders now go to this supervisor, which restarts the actor (or keeps their data parked).
+        entry.take_actor();
         let now = Instant::now();
         let exhausted = {
             let Some(mut slot) = self.registry.slots.get_mut(&internal_id) else {
                 return;
             };
-            slot.actor = None;
-            entry.set_actor(None);
             slot.total_restarts += 1;
             slot.last_error = Some(error.clone());
             let window = self.config.restart_window;
@@ -346,16 +348,18 @@ impl SupervisorState {
         self.start_actor(myself, internal_id, entry).await;
     }
 
+    /// Starts the vehicle's actor and hands it to the board entry. None when it could not start
+    /// (the vehicle is then degraded).
     async fn start_actor(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         internal_id: Uuid,
         entry: Arc<BoardEntry>,
-    ) -> bool {
+    ) -> Option<ActorRef<VehicleMsg>> {
         match spawn_vehicle(&self.context, Arc::clone(&entry), myself.get_cell()).await {
             Ok(actor) => {
-                self.registry.set_actor(internal_id, actor.clone());
-                entry.set_actor(Some(actor.clone()));
+                self.registry.by_actor.insert(actor.get_id(), internal_id);
+                entry.set_actor(actor.clone());
                 let parked = self.registry.slots.get_mut(&internal_id).and_then(|mut s| s.parked.take());
                 if let Some(msg) = parked
                     && let Err(MessagingErr::SendErr(msg)) = actor.cast(msg)
@@ -363,12 +367,12 @@ impl SupervisorState {
                     // Died already: queue it behind the failure's handling, as `deliver` does.
                     let _ = myself.cast(SupervisorMsg::Deliver { internal_id, msg, attempts: 1 });
                 }
-                true
+                Some(actor)
             }
             Err(err) => {
                 entry.set_status(ActorStatus::Degraded);
                 tracing::error!(vehicle = %internal_id, error = %err, "could not start vehicle actor");
-                false
+                None
             }
         }
     }
