@@ -340,6 +340,50 @@ mod sleeping {
         assert_eq!(h.fleet.stats().live_actors, 0);
     }
 
+    /// An actor that fails on its first message, with nothing to do with any vehicle.
+    struct FailsOnce;
+
+    impl ractor::Actor for FailsOnce {
+        type Msg = ();
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(&self, _: ractor::ActorRef<()>, _: ()) -> Result<(), ractor::ActorProcessingErr> {
+            Ok(())
+        }
+
+        async fn handle(&self, _: ractor::ActorRef<()>, _: (), _: &mut ()) -> Result<(), ractor::ActorProcessingErr> {
+            Err("failed while draining".into())
+        }
+    }
+
+    /// The race this stands for: an actor fails while it drains to sleep, and a message wakes a
+    /// new one before the supervisor hears of the failure. Staged directly: an actor registered
+    /// as running vehicle "a" fails while "a" has another one running.
+    #[tokio::test]
+    async fn the_failure_of_an_actor_already_replaced_starts_no_second_one() {
+        let (_clock, h, user) = vehicle_a_that_sleeps_after_a_minute().await;
+        let entry = h.fleet.board().get("a").expect("on the board");
+        let internal_id = entry.snapshot().state.internal_id;
+        let running = running_actor(&h.fleet, &entry);
+
+        let supervisor = h.fleet.inner.supervisor.get_cell();
+        let (stale, _) = ractor::Actor::spawn_linked(None, FailsOnce, (), supervisor).await.unwrap();
+        h.fleet.inner.registry.by_actor.insert(stale.get_id(), internal_id);
+        stale.cast(()).unwrap();
+        eventually("the failure handled", || !h.fleet.inner.registry.by_actor.contains_key(&stale.get_id())).await;
+        // Its handling done: the supervisor answers only after it.
+        ractor::call!(h.fleet.inner.supervisor, |reply| SupervisorMsg::Sync { reply }).unwrap();
+
+        assert_eq!(running_actor(&h.fleet, &entry), running, "the running actor is kept");
+        assert_eq!(status(&h.fleet, "a"), ActorStatus::Running);
+        let health = h.fleet.health("a").unwrap();
+        assert_eq!((health.total_restarts, h.fleet.stats().restarts), (0, 0), "nothing restarted");
+        assert_eq!(health.last_error.as_deref(), Some("failed while draining"));
+        h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
+        eventually("still applied", || battery(&h.fleet, "a") == Some(51.0)).await;
+    }
+
     /// Actors put to sleep at every sweep (idle_after 0), every 5 ms, while updates stream in:
     /// each vehicle ends on its last update, in memory and in the store.
     #[tokio::test]
