@@ -380,6 +380,10 @@ mod sleeping {
         let health = h.fleet.health("a").unwrap();
         assert_eq!((health.total_restarts, h.fleet.stats().restarts), (0, 0), "nothing restarted");
         assert_eq!(health.last_error.as_deref(), Some("failed while draining"));
+        let noted = h.fleet.history().events(internal_id).into_iter().any(|e| {
+            e.kind == EventKind::Restart && e.note.as_deref().is_some_and(|n| n.contains("a new actor already runs"))
+        });
+        assert!(noted, "the failure is in the vehicle's history, saying nothing was restarted");
         h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
         eventually("still applied", || battery(&h.fleet, "a") == Some(51.0)).await;
     }

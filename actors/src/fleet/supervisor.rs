@@ -312,7 +312,8 @@ impl SupervisorState {
                 slot.last_error = Some(error.clone());
             }
             let now = self.context.clock.now();
-            self.history.record_with_note(internal_id, now, EventKind::Restart, Outcome::Failed, &error);
+            let note = format!("{error} (while going to sleep; a new actor already runs)");
+            self.history.record_with_note(internal_id, now, EventKind::Restart, Outcome::Failed, &note);
             tracing::warn!(vehicle = %internal_id, %error, "vehicle actor failed while going to sleep; already woken");
             return;
         }
