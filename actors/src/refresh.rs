@@ -215,7 +215,7 @@ impl RefreshScheduler {
     /// Drops the bookkeeping of vehicles that are no longer on the board (deleted, unlinked).
     fn forget_removed(&self) {
         let board = self.inner.fleet.board();
-        let on_board = |id: &Uuid| board.get(&id.hyphenated().to_string()).is_some();
+        let on_board = |id: &Uuid| board.by_internal_id(*id).is_some();
         self.inner.vehicles.retain(|id, info| info.in_flight || on_board(id));
         self.inner.requested.retain(|id, _| on_board(id));
     }
