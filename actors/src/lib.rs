@@ -6,6 +6,7 @@
 
 mod background;
 pub mod fleet;
+mod flush;
 pub mod freshness;
 pub mod history;
 mod maps;

@@ -160,19 +160,8 @@ impl WriteBehind {
 
     /// Writes everything queued now, retrying while the store fails, up to `deadline`.
     pub async fn flush(&self, deadline: Duration) -> Result<(), PortError> {
-        let started = Instant::now();
-        let mut wait = Duration::from_millis(50);
-        loop {
-            match self.write_pending().await {
-                Ok(()) if self.pending().is_empty() => return Ok(()),
-                Ok(()) => continue,
-                Err(err) if started.elapsed() + wait > deadline => return Err(err),
-                Err(_) => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(self.inner.config.max_backoff);
-                }
-            }
-        }
+        let max_wait = self.inner.config.max_backoff;
+        crate::flush::until_empty(deadline, max_wait, || self.write_pending(), || self.pending().is_empty()).await
     }
 
     /// Writes all queued entries in batches. When the store is unavailable the batch is

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -89,18 +89,7 @@ impl SessionWriter {
 
     /// Writes everything queued now, retrying while the store fails, up to `deadline`.
     pub async fn flush(&self, deadline: Duration) -> Result<(), PortError> {
-        let started = Instant::now();
-        let mut wait = Duration::from_millis(50);
-        loop {
-            match self.write_pending().await {
-                Ok(()) => return Ok(()),
-                Err(err) if !err.retryable || started.elapsed() + wait > deadline => return Err(err),
-                Err(_) => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
+        crate::flush::until_empty(deadline, MAX_BACKOFF, || self.write_pending(), || self.pending().is_empty()).await
     }
 
     /// Writes waiting to be stored.
