@@ -5,7 +5,7 @@
 //!   degraded), with its vehicle id; other panics are reported as they happen.
 //! - Log lines carry the request id and never a secret, key or token.
 
-#[allow(dead_code, unused_macros)]
+#[allow(dead_code, unused_imports, unused_macros)]
 #[path = "api/helpers.rs"]
 mod helpers;
 

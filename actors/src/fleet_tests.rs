@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::ports::SystemClock;
-use crate::testing::{MemoryStore, sample_state, sample_vehicle};
+use crate::testing::{MemoryStore, eventually_here, sample_state, sample_vehicle};
 use crate::write_behind::{WriteBehind, WriteBehindConfig};
 
 struct Harness {
@@ -29,19 +29,8 @@ async fn harness() -> Harness {
 /// Creates a vehicle owned by `user` through the fleet and waits for it: its internal id.
 async fn created(h: &Harness, user: Uuid, enode_id: &str) -> Uuid {
     h.fleet.observe(user, sample_vehicle(enode_id), DataSource::Webhook, ObservationKind::Updated);
-    eventually("created", || h.fleet.board().get(enode_id).is_some()).await;
+    eventually_here("created", || h.fleet.board().get(enode_id).is_some()).await;
     h.fleet.board().get(enode_id).map(|e| e.snapshot().state.internal_id).expect("on the board")
-}
-
-/// Polls until `check` holds; the actors work asynchronously.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn battery(fleet: &Fleet, id: &str) -> Option<f64> {
@@ -60,7 +49,7 @@ async fn an_observation_creates_the_vehicle_readable_by_both_ids() {
     let h = harness().await;
     let user = Uuid::new_v4();
     h.fleet.observe(user, sample_vehicle("enode-1"), DataSource::Webhook, ObservationKind::Updated);
-    eventually("vehicle on the board", || h.fleet.board().get("enode-1").is_some()).await;
+    eventually_here("vehicle on the board", || h.fleet.board().get("enode-1").is_some()).await;
     let state = h.fleet.board().get("enode-1").unwrap().snapshot().state.clone();
     assert_eq!(state.user_id, user);
     assert!(h.fleet.board().get(&state.internal_id.to_string()).is_some());
@@ -74,7 +63,7 @@ async fn the_same_new_vehicle_twice_is_created_once() {
     let user = Uuid::new_v4();
     h.fleet.observe(user, sample_vehicle("enode-1"), DataSource::Webhook, ObservationKind::Discovered);
     h.fleet.observe(user, updated("enode-1", 70.0, 1), DataSource::Webhook, ObservationKind::Updated);
-    eventually("update applied", || battery(&h.fleet, "enode-1") == Some(70.0)).await;
+    eventually_here("update applied", || battery(&h.fleet, "enode-1") == Some(70.0)).await;
     assert_eq!(h.fleet.stats().created, 1);
     assert_eq!(h.fleet.board().len(), 1);
 }
@@ -108,7 +97,7 @@ async fn only_a_vehicle_on_the_board_as_the_users_is_observed_owned() {
     assert!(h.fleet.board().get("enode-2").is_none());
     // The owner's: applied, and in the vehicle's history like any webhook.
     h.fleet.observe_owned(owner, Box::new(updated("enode-1", 30.0, 2)), source, kind).expect("routed");
-    eventually("update applied", || battery(&h.fleet, "enode-1") == Some(30.0)).await;
+    eventually_here("update applied", || battery(&h.fleet, "enode-1") == Some(30.0)).await;
     assert_eq!(h.fleet.history().last(id, EventKind::Webhook).map(|e| e.outcome), Some(Outcome::Ok));
 }
 
@@ -134,17 +123,17 @@ async fn a_panicking_actor_restarts_with_its_state_and_others_keep_working() {
     let user = Uuid::new_v4();
     h.fleet.observe(user, updated("a", 55.0, 1), DataSource::Webhook, ObservationKind::Updated);
     h.fleet.observe(user, updated("b", 66.0, 1), DataSource::Webhook, ObservationKind::Updated);
-    eventually("both created", || battery(&h.fleet, "a") == Some(55.0) && battery(&h.fleet, "b").is_some()).await;
+    eventually_here("both created", || battery(&h.fleet, "a") == Some(55.0) && battery(&h.fleet, "b").is_some()).await;
 
     assert!(h.fleet.inject_panic("a", "test"));
-    eventually("restart counted", || h.fleet.stats().restarts == 1).await;
+    eventually_here("restart counted", || h.fleet.stats().restarts == 1).await;
     // Other vehicles were never touched.
     h.fleet.observe(user, updated("b", 67.0, 2), DataSource::Webhook, ObservationKind::Updated);
-    eventually("b still applies updates", || battery(&h.fleet, "b") == Some(67.0)).await;
+    eventually_here("b still applies updates", || battery(&h.fleet, "b") == Some(67.0)).await;
     // The restarted actor has the state it had, and applies new data.
     assert_eq!(battery(&h.fleet, "a"), Some(55.0));
     h.fleet.observe(user, updated("a", 56.0, 2), DataSource::Webhook, ObservationKind::Updated);
-    eventually("a applies updates after restart", || battery(&h.fleet, "a") == Some(56.0)).await;
+    eventually_here("a applies updates after restart", || battery(&h.fleet, "a") == Some(56.0)).await;
     let health = h.fleet.health("a").unwrap();
     assert_eq!(health.status, ActorStatus::Running);
     assert_eq!(health.total_restarts, 1);
@@ -157,12 +146,12 @@ async fn too_many_restarts_degrade_the_vehicle_until_restarted() {
     let h = harness_with(Arc::new(MemoryStore::default()), config).await;
     let user = Uuid::new_v4();
     h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
-    eventually("created", || battery(&h.fleet, "a").is_some()).await;
+    eventually_here("created", || battery(&h.fleet, "a").is_some()).await;
     for n in 1..=3u64 {
         h.fleet.inject_panic("a", "again");
-        eventually("failure handled", || h.fleet.health("a").unwrap().total_restarts == n).await;
+        eventually_here("failure handled", || h.fleet.health("a").unwrap().total_restarts == n).await;
         // Wait for the restart (if any) before crashing it again.
-        eventually("settled", || h.fleet.health("a").unwrap().status != ActorStatus::Restarting).await;
+        eventually_here("settled", || h.fleet.health("a").unwrap().status != ActorStatus::Restarting).await;
     }
     assert_eq!(h.fleet.health("a").unwrap().status, ActorStatus::Degraded);
     // Still readable, with its last state.
@@ -172,7 +161,7 @@ async fn too_many_restarts_degrade_the_vehicle_until_restarted() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(battery(&h.fleet, "a"), Some(50.0));
     assert!(h.fleet.restart("a").await.unwrap());
-    eventually("parked data applied", || battery(&h.fleet, "a") == Some(51.0)).await;
+    eventually_here("parked data applied", || battery(&h.fleet, "a") == Some(51.0)).await;
     assert_eq!(h.fleet.health("a").unwrap().status, ActorStatus::Running);
 }
 
@@ -180,7 +169,7 @@ async fn too_many_restarts_degrade_the_vehicle_until_restarted() {
 async fn removal_stops_the_actor_and_deletes_the_row() {
     let h = harness().await;
     h.fleet.observe(Uuid::new_v4(), sample_vehicle("a"), DataSource::Webhook, ObservationKind::Updated);
-    eventually("created", || h.fleet.board().get("a").is_some()).await;
+    eventually_here("created", || h.fleet.board().get("a").is_some()).await;
     let id = h.fleet.board().get("a").unwrap().snapshot().state.internal_id;
     h.write_behind.flush(Duration::from_secs(1)).await.unwrap();
     assert!(h.fleet.remove("a").await.unwrap());
@@ -213,7 +202,7 @@ async fn restore_brings_back_every_vehicle_before_any_event() {
     assert!(states.iter().all(|s| h.fleet.health(&s.vehicle.id).unwrap().status == ActorStatus::Idle));
     let user = states[0].user_id;
     h.fleet.observe(user, updated("v0", 99.0, 10), DataSource::Webhook, ObservationKind::Updated);
-    eventually("restored actor applies", || battery(&h.fleet, "v0") == Some(99.0)).await;
+    eventually_here("restored actor applies", || battery(&h.fleet, "v0") == Some(99.0)).await;
     assert_eq!(h.fleet.health("v0").unwrap().status, ActorStatus::Running);
     assert_eq!(h.fleet.stats().woken, 1);
 }
@@ -225,17 +214,18 @@ async fn credentials_invalidated_flags_every_vehicle_of_the_user() {
     for id in ["a", "b"] {
         h.fleet.observe(user, sample_vehicle(id), DataSource::Webhook, ObservationKind::Updated);
     }
-    eventually("created", || h.fleet.board().len() == 2).await;
+    eventually_here("created", || h.fleet.board().len() == 2).await;
     assert_eq!(h.fleet.credentials_invalidated(user, Some("TESLA")), 0);
     assert_eq!(h.fleet.credentials_invalidated(user, Some("xpeng")), 2);
-    eventually("flagged", || h.fleet.board().for_user(user).iter().all(|e| e.snapshot().state.relink_required)).await;
+    eventually_here("flagged", || h.fleet.board().for_user(user).iter().all(|e| e.snapshot().state.relink_required))
+        .await;
 }
 
 #[tokio::test]
 async fn shutdown_stops_actors() {
     let h = harness().await;
     h.fleet.observe(Uuid::new_v4(), sample_vehicle("a"), DataSource::Webhook, ObservationKind::Updated);
-    eventually("created", || h.fleet.board().get("a").is_some()).await;
+    eventually_here("created", || h.fleet.board().get("a").is_some()).await;
     h.fleet.shutdown(Duration::from_secs(2)).await;
     assert_eq!(h.fleet.board().get("a").unwrap().status(), ActorStatus::Stopped);
 }
@@ -267,7 +257,7 @@ mod sleeping {
         let h = harness_on(clock.clone(), sleepy(Duration::from_secs(60))).await;
         let user = Uuid::new_v4();
         h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
-        eventually("created", || battery(&h.fleet, "a") == Some(50.0)).await;
+        eventually_here("created", || battery(&h.fleet, "a") == Some(50.0)).await;
         (clock, h, user)
     }
 
@@ -279,19 +269,19 @@ mod sleeping {
         assert_eq!(status(&h.fleet, "a"), ActorStatus::Running);
 
         clock.advance(chrono::Duration::seconds(61));
-        eventually("asleep", || status(&h.fleet, "a") == ActorStatus::Idle).await;
-        eventually("its task gone", || h.fleet.stats().live_actors == 0).await;
+        eventually_here("asleep", || status(&h.fleet, "a") == ActorStatus::Idle).await;
+        eventually_here("its task gone", || h.fleet.stats().live_actors == 0).await;
         assert_eq!(h.fleet.stats().slept, 1);
         assert_eq!(battery(&h.fleet, "a"), Some(50.0), "still served while asleep");
 
         h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
-        eventually("woken and applied", || battery(&h.fleet, "a") == Some(51.0)).await;
+        eventually_here("woken and applied", || battery(&h.fleet, "a") == Some(51.0)).await;
         assert_eq!(status(&h.fleet, "a"), ActorStatus::Running);
         assert_eq!(h.fleet.stats().woken, 1);
         // Older data is still refused after waking: the merge starts from the last snapshot.
         h.fleet.observe(user, updated("a", 10.0, 1), DataSource::Webhook, ObservationKind::Updated);
         h.fleet.observe(user, updated("a", 52.0, 3), DataSource::Webhook, ObservationKind::Updated);
-        eventually("newest applied", || battery(&h.fleet, "a") == Some(52.0)).await;
+        eventually_here("newest applied", || battery(&h.fleet, "a") == Some(52.0)).await;
     }
 
     /// The running actor on the board entry, by id, if the supervisor also knows it runs this
@@ -313,25 +303,25 @@ mod sleeping {
         assert!(first.is_some());
 
         clock.advance(chrono::Duration::seconds(61));
-        eventually("asleep", || status(&h.fleet, "a") == ActorStatus::Idle).await;
+        eventually_here("asleep", || status(&h.fleet, "a") == ActorStatus::Idle).await;
         assert!(entry.actor().is_none(), "a sleeping vehicle's entry holds no actor");
 
         h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
-        eventually("woken", || battery(&h.fleet, "a") == Some(51.0)).await;
+        eventually_here("woken", || battery(&h.fleet, "a") == Some(51.0)).await;
         let woken = running_actor(&h.fleet, &entry);
         assert!(woken.is_some() && woken != first);
 
         h.fleet.inject_panic("a", "test");
-        eventually("restarted", || h.fleet.stats().restarts == 1 && status(&h.fleet, "a") == ActorStatus::Running)
+        eventually_here("restarted", || h.fleet.stats().restarts == 1 && status(&h.fleet, "a") == ActorStatus::Running)
             .await;
-        eventually("the failed actor gone", || h.fleet.stats().live_actors == 1).await;
+        eventually_here("the failed actor gone", || h.fleet.stats().live_actors == 1).await;
         let restarted = running_actor(&h.fleet, &entry);
         assert!(restarted.is_some() && restarted != woken);
         h.fleet.observe(user, updated("a", 52.0, 3), DataSource::Webhook, ObservationKind::Updated);
-        eventually("applied after the restart", || battery(&h.fleet, "a") == Some(52.0)).await;
+        eventually_here("applied after the restart", || battery(&h.fleet, "a") == Some(52.0)).await;
 
         assert!(h.fleet.restart("a").await.unwrap());
-        eventually("the stopped actor gone", || h.fleet.stats().live_actors == 1).await;
+        eventually_here("the stopped actor gone", || h.fleet.stats().live_actors == 1).await;
         let again = running_actor(&h.fleet, &entry);
         assert!(again.is_some() && again != restarted);
 
@@ -371,7 +361,7 @@ mod sleeping {
         let (stale, _) = ractor::Actor::spawn_linked(None, FailsOnce, (), supervisor).await.unwrap();
         h.fleet.inner.registry.by_actor.insert(stale.get_id(), internal_id);
         stale.cast(()).unwrap();
-        eventually("the failure handled", || !h.fleet.inner.registry.by_actor.contains_key(&stale.get_id())).await;
+        eventually_here("the failure handled", || !h.fleet.inner.registry.by_actor.contains_key(&stale.get_id())).await;
         // Its handling done: the supervisor answers only after it.
         ractor::call!(h.fleet.inner.supervisor, |reply| SupervisorMsg::Sync { reply }).unwrap();
 
@@ -385,7 +375,7 @@ mod sleeping {
         });
         assert!(noted, "the failure is in the vehicle's history, saying nothing was restarted");
         h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
-        eventually("still applied", || battery(&h.fleet, "a") == Some(51.0)).await;
+        eventually_here("still applied", || battery(&h.fleet, "a") == Some(51.0)).await;
     }
 
     /// Actors put to sleep at every sweep (idle_after 0), every 5 ms, while updates stream in:
@@ -404,7 +394,7 @@ mod sleeping {
             }
         }
         for id in &ids {
-            eventually("last update applied", || battery(&h.fleet, id) == Some(200.0)).await;
+            eventually_here("last update applied", || battery(&h.fleet, id) == Some(200.0)).await;
         }
         assert!(h.fleet.stats().slept > 0 && h.fleet.stats().woken > 0, "{:?}", h.fleet.stats());
         h.write_behind.flush(Duration::from_secs(2)).await.unwrap();
@@ -421,9 +411,9 @@ mod sleeping {
         let h = harness_on(Arc::new(SystemClock), config).await;
         let user = Uuid::new_v4();
         h.fleet.observe(user, updated("a", 50.0, 1), DataSource::Webhook, ObservationKind::Updated);
-        eventually("created", || battery(&h.fleet, "a").is_some()).await;
+        eventually_here("created", || battery(&h.fleet, "a").is_some()).await;
         h.fleet.inject_panic("a", "boom");
-        eventually("degraded", || status(&h.fleet, "a") == ActorStatus::Degraded).await;
+        eventually_here("degraded", || status(&h.fleet, "a") == ActorStatus::Degraded).await;
         h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(status(&h.fleet, "a"), ActorStatus::Degraded);
@@ -451,7 +441,7 @@ mod charging {
         context.commands = CommandConfig { poll_after: Duration::from_millis(20), poll_attempts: 5 };
         let fleet = Fleet::start(Arc::new(context), config).await.unwrap();
         fleet.observe(Uuid::new_v4(), sample_vehicle("car"), DataSource::Webhook, ObservationKind::Updated);
-        eventually("created", || fleet.board().get("car").is_some()).await;
+        eventually_here("created", || fleet.board().get("car").is_some()).await;
         fleet
     }
 
@@ -467,7 +457,7 @@ mod charging {
         let fleet = harness(upstream.clone()).await;
         let action = fleet.charge("car", ChargeKind::Start, WAIT).await.unwrap();
         assert_eq!(action.state, ActionState::Pending);
-        eventually("pending in the snapshot", || action_state(&fleet) == Some(ActionState::Pending)).await;
+        eventually_here("pending in the snapshot", || action_state(&fleet) == Some(ActionState::Pending)).await;
         let body: serde_json::Value =
             serde_json::from_slice(&fleet.board().get("car").unwrap().snapshot().rendered().body).unwrap();
         assert_eq!(body["pendingAction"]["id"], action.id.as_str());
@@ -475,7 +465,7 @@ mod charging {
         let confirmed = upstream.resolve(&action.id, ActionState::Confirmed).unwrap();
         let user = fleet.board().get("car").unwrap().snapshot().state.user_id;
         fleet.action_updated(user, confirmed);
-        eventually("confirmed", || action_state(&fleet) == Some(ActionState::Confirmed)).await;
+        eventually_here("confirmed", || action_state(&fleet) == Some(ActionState::Confirmed)).await;
         let body: serde_json::Value =
             serde_json::from_slice(&fleet.board().get("car").unwrap().snapshot().rendered().body).unwrap();
         assert_eq!(body["pendingAction"], serde_json::Value::Null);
@@ -500,7 +490,7 @@ mod charging {
         let fleet = harness(upstream.clone()).await;
         let action = fleet.charge("car", ChargeKind::Stop, WAIT).await.unwrap();
         upstream.resolve(&action.id, ActionState::Confirmed);
-        eventually("confirmed by looking", || action_state(&fleet) == Some(ActionState::Confirmed)).await;
+        eventually_here("confirmed by looking", || action_state(&fleet) == Some(ActionState::Confirmed)).await;
         let reads = upstream.action_reads();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(upstream.action_reads(), reads, "no more looks once final");
@@ -523,14 +513,14 @@ mod charging {
             ..Default::default()
         };
         let fleet = harness_with_config(upstream.clone(), config).await;
-        eventually("asleep", || fleet.health("car").unwrap().status == ActorStatus::Idle).await;
+        eventually_here("asleep", || fleet.health("car").unwrap().status == ActorStatus::Idle).await;
 
         let action = fleet.charge("car", ChargeKind::Start, WAIT).await.unwrap();
         assert_eq!(action.state, ActionState::Pending);
         // Never resolved: looked at `poll_attempts` times although sweeps run every 5 ms.
         tokio::time::sleep(Duration::from_millis(20 * (1 + 2 + 4 + 8 + 16) + 500)).await;
         assert_eq!(upstream.action_reads(), 5);
-        eventually("asleep again", || fleet.health("car").unwrap().status == ActorStatus::Idle).await;
+        eventually_here("asleep again", || fleet.health("car").unwrap().status == ActorStatus::Idle).await;
         assert_eq!(action_state(&fleet), Some(ActionState::Pending));
     }
 

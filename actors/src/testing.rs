@@ -1,5 +1,6 @@
-//! In-memory implementations of the ports, for tests of this crate and of the service. They are
-//! real implementations (a map behind a lock), not scripted mocks.
+//! In-memory implementations of the ports, and a poll for work done on other tasks, for tests of
+//! this crate and of the service. The ports are real implementations (a map behind a lock), not
+//! scripted mocks.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,6 +13,9 @@ use uuid::Uuid;
 use crate::model::Vehicle;
 use crate::ports::{Clock, PortError, StateStore, VehicleWrite};
 use crate::state::{DataSource, VehicleState};
+
+mod eventually;
+pub use eventually::{eventually, eventually_here, eventually_some};
 
 /// A `StateStore` in a map, with a switch to simulate an outage.
 #[derive(Default)]

@@ -14,6 +14,7 @@ use evconduit::http::AppState;
 use evconduit::store::testing::TestDatabase;
 use evconduit::store::{Role, Store};
 use evconduit_actors::ports::{Clock, SystemClock};
+pub use evconduit_actors::testing::{eventually, eventually_some};
 use evconduit_actors::tier::Tier;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -171,14 +172,12 @@ impl TestApp {
 
     /// Polls the status route until `check` holds on the body (the actors apply asynchronously).
     pub async fn eventually_status(&self, key: &str, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..500 {
+        let check = &check;
+        eventually_some(&format!("status of {id}: {what}"), Duration::from_secs(5), || async move {
             let (status, body) = self.get_json(key, &format!("/api/status/{id}")).await;
-            if status == StatusCode::OK && check(&body) {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("timed out waiting for status of {id}: {what}");
+            (status == StatusCode::OK && check(&body)).then_some(body)
+        })
+        .await
     }
 }
 
@@ -198,22 +197,6 @@ pub fn use_sim(config: &mut Config, sim: &SimHandle, public: SocketAddr) {
     config.enode_api_url = sim.base_url().to_owned();
     config.enode_token_url = sim.token_url();
     config.public_url = format!("http://{public}");
-}
-
-/// Polls `check` until it holds (generous: the machine is shared and slow under load).
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for: {what}");
 }
 
 pub fn assert_json(response: &reqwest::Response) {
@@ -249,22 +232,6 @@ impl TestApp {
         let status = response.status();
         assert_json(&response);
         (status, response.json().await.expect("json body"))
-    }
-}
-
-/// Polls `check` until it gives Some, for up to `timeout` (generous: a loaded 2-core machine).
-pub async fn eventually_some<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

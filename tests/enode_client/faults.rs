@@ -4,7 +4,7 @@ use evconduit::enode::client::{BreakerState, EnodeError, Outcome, Priority};
 use evconduit::enode::model::ChargeKind;
 use evconduit::enode::sim::KnobsPatch;
 
-use crate::helpers::{client, client_config, eventually, frozen, some_vehicle, start};
+use crate::helpers::{client, client_config, eventually, eventually_some, frozen, some_vehicle, start};
 
 const VEHICLE_ROUTE: &str = "GET /vehicles/{id}";
 
@@ -44,10 +44,10 @@ async fn an_outage_opens_the_breaker_and_its_end_closes_it() {
 
     // Still down when the breaker lets a probe through: one request, and it opens again (the
     // probe's own retry meets the open breaker and is not sent).
-    eventually(Duration::from_secs(10), || async {
+    eventually("a request reaching the simulator again", Duration::from_secs(10), || async {
         let result = enode.get_vehicle(&id, Priority::User).await;
         assert!(matches!(result, Err(EnodeError::Unavailable { .. })), "{result:?}");
-        (sim.stats().total_requests > seen).then_some(())
+        sim.stats().total_requests > seen
     })
     .await;
     assert_eq!(sim.stats().total_requests, seen + 1, "one probe");
@@ -56,8 +56,10 @@ async fn an_outage_opens_the_breaker_and_its_end_closes_it() {
 
     // The outage ends: the next probe succeeds and the breaker closes.
     sim.set_faults(&outage(false));
-    let vehicle =
-        eventually(Duration::from_secs(10), || async { enode.get_vehicle(&id, Priority::User).await.ok() }).await;
+    let vehicle = eventually_some("the vehicle read again", Duration::from_secs(10), || async {
+        enode.get_vehicle(&id, Priority::User).await.ok()
+    })
+    .await;
     assert_eq!(vehicle.id, id);
     assert_eq!(enode.breaker().state, BreakerState::Closed);
     enode.get_vehicle(&id, Priority::Background).await.unwrap();

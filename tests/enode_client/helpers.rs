@@ -1,9 +1,9 @@
-use std::future::Future;
 use std::time::Duration;
 
 use evconduit::config::{Config, Secret};
 use evconduit::enode::client::{Client, ClientConfig};
 use evconduit::enode::sim::{EnodeSim, SimConfig, SimHandle};
+pub use evconduit_actors::testing::{eventually, eventually_some};
 use tokio::net::TcpListener;
 
 /// A simulator whose world clock stands still (nothing changes unless a test says so).
@@ -41,20 +41,4 @@ pub fn client(config: ClientConfig) -> Client {
 /// Any vehicle id of the simulated fleet.
 pub fn some_vehicle(sim: &SimHandle) -> String {
     sim.users().into_iter().flat_map(|u| u.vehicle_ids).next().expect("a vehicle")
-}
-
-/// Polls `check` until it gives Some, for up to `timeout` (generous: a loaded 2-core machine).
-pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -10,7 +10,7 @@ use evconduit::enode::sim::stats::TOKEN_ROUTE;
 use evconduit::enode::sim::{ForcedRateLimit, KnobsPatch, LogEntry, SimHandle, StatsSnapshot};
 use tokio::task::JoinHandle;
 
-use crate::helpers::{client, client_config, eventually, frozen, some_vehicle, start};
+use crate::helpers::{client, client_config, eventually_some, frozen, some_vehicle, start};
 
 const VEHICLE_ROUTE: &str = "GET /vehicles/{id}";
 /// How often a new caller arrives while the pause lasts.
@@ -31,7 +31,7 @@ async fn a_429_with_retry_after_2_holds_every_request_for_2_s_then_calls_resume(
     let mut calls = vec![spawn_call(&enode, &id, Priority::User)];
     // The refused call waiting for its retry means the client has taken the 429 in: a caller
     // spawned earlier could still go out, as a request already on its way to Enode would.
-    let limited_at = eventually(Duration::from_secs(20), || async {
+    let limited_at = eventually_some("a rate-limit pause", Duration::from_secs(20), || async {
         (enode.stats().rate_limit_pauses.count > 0).then(Instant::now)
     })
     .await;

@@ -1,8 +1,8 @@
-use std::future::Future;
 use std::time::Duration;
 
 use evconduit::enode::model::{API_VERSION, TokenResponse};
 use evconduit::enode::sim::{EnodeSim, SimConfig, SimHandle};
+pub use evconduit_actors::testing::{eventually, eventually_some};
 use reqwest::{Method, Response};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -82,20 +82,4 @@ pub async fn assert_problem(response: Response, status: u16) -> serde_json::Valu
     );
     assert!(body["title"].is_string(), "{body}");
     body
-}
-
-/// Polls `check` until it gives Some, for up to `timeout` (generous: a loaded 2-core machine).
-pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

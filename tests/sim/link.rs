@@ -4,7 +4,7 @@ use evconduit::enode::events::{Event, Parsed, parse_batch};
 use evconduit::enode::model::{LinkSession, Page, Vehicle};
 use serde_json::json;
 
-use crate::helpers::{Api, assert_problem, eventually, frozen, start};
+use crate::helpers::{Api, assert_problem, eventually_some, frozen, start};
 use crate::receiver::{Receiver, SECRET};
 
 fn link_request(vendor: Option<&str>) -> serde_json::Value {
@@ -53,7 +53,7 @@ async fn opening_the_link_discovers_then_updates_the_users_vehicles() {
     assert!(page.data.iter().all(|v| v.vendor.as_deref() == Some("XPENG")));
 
     for vehicle in &page.data {
-        let events = eventually(Duration::from_secs(30), || async {
+        let events = eventually_some("both events of the linked vehicle", Duration::from_secs(30), || async {
             let mine: Vec<_> = receiver.events().into_iter().filter(|e| e["vehicle"]["id"] == vehicle.id).collect();
             (mine.len() >= 2).then_some(mine)
         })

@@ -5,7 +5,7 @@ use evconduit::enode::model::{ChargeAction, WebhookSubscription, WebhookTestResu
 use evconduit::enode::sim::{AddVehicles, Command, SetValues, SimConfig, SimHandle};
 use serde_json::json;
 
-use crate::helpers::{Api, assert_problem, control, eventually, frozen, start};
+use crate::helpers::{Api, assert_problem, control, eventually, eventually_some, frozen, start};
 use crate::receiver::{Receiver, SECRET};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -77,7 +77,10 @@ async fn deliveries_are_signed_json_arrays_that_parse_and_respect_the_filter() {
     subscribe(&api, &only_deleted, json!(["user:vehicle:deleted"])).await;
     let id = some_vehicle(&sim);
     nudge(&sim, &id, 12.0);
-    let updated = eventually(PATIENCE, || async { everything.events_named("user:vehicle:updated").pop() }).await;
+    let updated = eventually_some("an update delivered", PATIENCE, || async {
+        everything.events_named("user:vehicle:updated").pop()
+    })
+    .await;
     assert_eq!(updated["vehicle"]["id"], id);
     assert_eq!(updated["vehicle"]["chargeState"]["batteryLevel"], 12);
     let fields: Vec<&str> = updated["updatedFields"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
@@ -91,7 +94,10 @@ async fn deliveries_are_signed_json_arrays_that_parse_and_respect_the_filter() {
 
     assert!(only_deleted.events().is_empty());
     api.delete(&format!("/users/{}", sim.users()[0].id)).await;
-    let deleted = eventually(PATIENCE, || async { only_deleted.events_named("user:vehicle:deleted").pop() }).await;
+    let deleted = eventually_some("a deletion delivered", PATIENCE, || async {
+        only_deleted.events_named("user:vehicle:deleted").pop()
+    })
+    .await;
     assert!(deleted["vehicle"]["id"].is_string());
     assert!(only_deleted.events().iter().all(|e| e["event"] == "user:vehicle:deleted"));
 }
@@ -104,14 +110,15 @@ async fn big_bursts_are_batched_at_most_100_per_delivery() {
     subscribe(&api, &receiver, json!(["*"])).await;
     sim.add_vehicles("fleet-owner", &AddVehicles { vendor: Some("TESLA".to_owned()), count: Some(250) }).unwrap();
     // Every new vehicle is discovered, then updated: 500 events.
-    eventually(PATIENCE, || async { (receiver.events().len() >= 500).then_some(()) }).await;
+    eventually("500 events received", PATIENCE, || async { receiver.events().len() >= 500 }).await;
     let deliveries = receiver.deliveries();
     assert!(deliveries.iter().all(|d| d.events.len() <= 100));
     assert!(deliveries.len() < 500, "events were batched: {} deliveries", deliveries.len());
     let ids: std::collections::HashSet<_> = deliveries.iter().map(|d| d.id.clone()).collect();
     assert_eq!(ids.len(), deliveries.len(), "each delivery has its own id");
     // The receiver records before the simulator reads its answer: the count follows shortly.
-    eventually(PATIENCE, || async { (sim.stats().webhooks.events_delivered == 500).then_some(()) }).await;
+    eventually("500 events counted delivered", PATIENCE, || async { sim.stats().webhooks.events_delivered == 500 })
+        .await;
 }
 
 #[tokio::test]
@@ -123,14 +130,14 @@ async fn a_failed_delivery_is_retried_with_the_same_id() {
     subscribe(&api, &receiver, json!(["*"])).await;
     receiver.fail_next(2);
     nudge(&sim, &some_vehicle(&sim), 33.0);
-    let delivered = eventually(PATIENCE, || async { receiver.deliveries().pop() }).await;
+    let delivered = eventually_some("a delivery accepted", PATIENCE, || async { receiver.deliveries().pop() }).await;
     let attempts = receiver.attempts();
     assert_eq!(attempts.len(), 3, "{attempts:?}");
     assert!(attempts.iter().all(|id| *id == delivered.id));
     // The receiver records before the simulator reads its answer: the counts follow shortly.
-    eventually(PATIENCE, || async {
+    eventually("two failed attempts and one success counted", PATIENCE, || async {
         let stats = sim.stats().webhooks;
-        ((stats.attempted, stats.failed, stats.succeeded) == (3, 2, 1)).then_some(())
+        (stats.attempted, stats.failed, stats.succeeded) == (3, 2, 1)
     })
     .await;
 }
@@ -144,7 +151,8 @@ async fn a_receiver_failing_past_the_window_is_marked_inactive_until_a_good_test
     receiver.answer(503);
     let id = some_vehicle(&sim);
     nudge(&sim, &id, 21.0);
-    eventually(PATIENCE, || async { (!subscription(&api, &sub.id).await.is_active).then_some(()) }).await;
+    eventually("the subscription deactivated", PATIENCE, || async { !subscription(&api, &sub.id).await.is_active })
+        .await;
     let stats = sim.stats().webhooks;
     assert!(stats.failed >= 2, "{stats:?}");
     assert!(stats.events_discarded >= 1, "{stats:?}");
@@ -167,7 +175,10 @@ async fn a_receiver_failing_past_the_window_is_marked_inactive_until_a_good_test
     assert!(receiver.events_named("user:vehicle:updated").is_empty());
 
     nudge(&sim, &id, 23.0);
-    let updated = eventually(PATIENCE, || async { receiver.events_named("user:vehicle:updated").pop() }).await;
+    let updated = eventually_some("an update delivered", PATIENCE, || async {
+        receiver.events_named("user:vehicle:updated").pop()
+    })
+    .await;
     assert_eq!(updated["vehicle"]["chargeState"]["batteryLevel"], 23);
 }
 
@@ -177,7 +188,10 @@ async fn heartbeats_name_the_pending_events() {
     let api = Api::new(&sim).await;
     let receiver = Receiver::start().await;
     subscribe(&api, &receiver, json!(["user:vehicle:deleted"])).await;
-    let beat = eventually(PATIENCE, || async { receiver.events_named("system:heartbeat").pop() }).await;
+    let beat = eventually_some("a heartbeat delivered", PATIENCE, || async {
+        receiver.events_named("system:heartbeat").pop()
+    })
+    .await;
     assert!(beat["pendingEvents"].is_u64(), "{beat}");
     assert!(beat["createdAt"].is_string());
 }
@@ -190,11 +204,12 @@ async fn dropped_deliveries_never_arrive_and_are_counted() {
     subscribe(&api, &receiver, json!(["*"])).await;
     control(&sim, "/faults", json!({"webhookDropRate": 1.0})).await;
     nudge(&sim, &some_vehicle(&sim), 44.0);
-    eventually(PATIENCE, || async { (sim.stats().webhooks.dropped >= 1).then_some(()) }).await;
+    eventually("a delivery dropped", PATIENCE, || async { sim.stats().webhooks.dropped >= 1 }).await;
     assert!(receiver.attempts().is_empty());
     control(&sim, "/faults", json!({"webhookDropRate": 0.0})).await;
     nudge(&sim, &some_vehicle(&sim), 45.0);
-    eventually(PATIENCE, || async { receiver.events_named("user:vehicle:updated").pop() }).await;
+    eventually_some("an update delivered", PATIENCE, || async { receiver.events_named("user:vehicle:updated").pop() })
+        .await;
 }
 
 #[tokio::test]
@@ -213,19 +228,25 @@ async fn credentials_invalidation_and_action_updates_are_delivered_and_parse() {
     let action: ChargeAction =
         api.post(&format!("/vehicles/{id}/charging"), &json!({"action": "START"})).await.json().await.unwrap();
     sim.advance(Duration::from_secs(11));
-    let update = eventually(PATIENCE, || async { receiver.events_named("user:vendor-action:updated").pop() }).await;
+    let update = eventually_some("the action's update delivered", PATIENCE, || async {
+        receiver.events_named("user:vendor-action:updated").pop()
+    })
+    .await;
     assert_eq!(update["vendorAction"]["id"], action.id);
     assert_eq!(update["vendorAction"]["state"], "CONFIRMED");
     assert_eq!(update["user"]["id"], "driver");
 
     let invalidated = control(&sim, "/users/driver/invalidate", json!({})).await;
     assert_eq!(invalidated.status(), 200);
-    let event = eventually(PATIENCE, || async { receiver.events_named("user:credentials:invalidated").pop() }).await;
+    let event = eventually_some("the invalidation delivered", PATIENCE, || async {
+        receiver.events_named("user:credentials:invalidated").pop()
+    })
+    .await;
     assert_eq!(event["vendor"], "BMW");
     assert_eq!(event["user"]["id"], "driver");
 
     // Every delivery parses with the service's parser into known events.
-    eventually(PATIENCE, || async { (receiver.events().len() >= 5).then_some(()) }).await;
+    eventually("5 events received", PATIENCE, || async { receiver.events().len() >= 5 }).await;
     for delivery in receiver.deliveries() {
         let body = serde_json::to_vec(&delivery.events).unwrap();
         for parsed in parse_batch(&body).unwrap() {

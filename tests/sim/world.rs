@@ -5,7 +5,7 @@ use evconduit::enode::model::{Page, Vehicle};
 use evconduit::enode::sim::{AddVehicles, Command, SetValues, SimConfig, SimHandle};
 use serde_json::json;
 
-use crate::helpers::{Api, assert_problem, eventually, frozen, start};
+use crate::helpers::{Api, assert_problem, eventually_some, frozen, start};
 
 fn seeded(seed: u64) -> SimConfig {
     SimConfig { seed, start_time: Some(Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()), ..frozen(40) }
@@ -47,7 +47,7 @@ async fn on_a_fast_clock_a_charging_car_fills_up_and_reports() {
     .unwrap();
     let before = sim.command(&id, Command::Charge).unwrap();
     assert_eq!(before.charge_state.is_charging, Some(true));
-    let after = eventually(Duration::from_secs(30), || async {
+    let after = eventually_some("the battery charged", Duration::from_secs(30), || async {
         let now = sim.vehicle(&id)?;
         (now.charge_state.battery_level > before.charge_state.battery_level).then_some(now)
     })

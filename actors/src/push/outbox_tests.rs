@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::*;
 use crate::ports::SystemClock;
 use crate::state::VehicleState;
-use crate::testing::{MemoryPushStore, sample_state};
+use crate::testing::{MemoryPushStore, eventually_here, sample_state};
 
 /// How one fake HA instance answers.
 #[derive(Clone, Debug)]
@@ -123,16 +123,6 @@ fn change(outbox: &PushOutbox, previous: &Arc<Snapshot>, battery: f64) -> Arc<Sn
     next
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
 /// Lets background work run, then checks nothing more happened.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -152,7 +142,7 @@ async fn a_change_is_pushed_once_and_an_unchanged_body_not_at_all() {
     assert!(outbox.has_target(state.internal_id));
 
     let second = change(&outbox, &first, 70.0);
-    eventually("pushed", || ha.accepted().len() == 1).await;
+    eventually_here("pushed", || ha.accepted().len() == 1).await;
     let push = &ha.accepted()[0];
     assert_eq!(push["vehicleId"], "enode-1");
     assert_eq!(push["vehicle"]["id"], "enode-1");
@@ -181,17 +171,17 @@ async fn during_an_outage_only_the_newest_state_waits_and_is_sent_once() {
     for battery in [63.0, 64.0, 65.0] {
         current = change(&outbox, &current, battery);
     }
-    eventually("the newest is stored as pending", || {
+    eventually_here("the newest is stored as pending", || {
         store.target(state.internal_id).and_then(|t| t.pending).is_some_and(|p| p.version == 3)
     })
     .await;
-    eventually("retried", || ha.attempts.load(Ordering::SeqCst) >= 3).await;
+    eventually_here("retried", || ha.attempts.load(Ordering::SeqCst) >= 3).await;
     let view = outbox.targets_of(state.user_id);
     assert_eq!(view[0].health.last_failure_reason.as_deref(), Some("http_500"));
     assert!(view[0].pending);
 
     ha.answer(Answer::Ok);
-    eventually("delivered", || !ha.accepted().is_empty()).await;
+    eventually_here("delivered", || !ha.accepted().is_empty()).await;
     settle().await;
     assert_eq!(ha.batteries(), vec![Value::from(65)], "exactly the newest, once");
     let view = outbox.targets_of(state.user_id);
@@ -215,7 +205,7 @@ async fn a_restart_delivers_what_was_pending_once() {
     ha.answer(Answer::Ok);
     let after = outbox(&store, &net, fast()).await;
     assert!(after.has_target(state.internal_id));
-    eventually("delivered after the restart", || !ha.accepted().is_empty()).await;
+    eventually_here("delivered after the restart", || !ha.accepted().is_empty()).await;
     settle().await;
     assert_eq!(ha.batteries(), vec![Value::from(72)]);
     after.shutdown(Duration::from_secs(5)).await;
@@ -238,12 +228,12 @@ async fn a_mismatch_is_retried_once_with_the_other_id_which_then_sticks() {
     outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
     let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     let second = change(&outbox, &first, 66.0);
-    eventually("delivered under the other id", || ha.accepted().len() == 1).await;
+    eventually_here("delivered under the other id", || ha.accepted().len() == 1).await;
     assert_eq!(ha.accepted()[0]["vehicleId"], internal.as_str());
     assert_eq!(ha.accepted()[0]["vehicle"]["id"], internal.as_str());
     assert_eq!(ha.attempts.load(Ordering::SeqCst), 2);
     change(&outbox, &second, 67.0);
-    eventually("the next one", || ha.accepted().len() == 2).await;
+    eventually_here("the next one", || ha.accepted().len() == 2).await;
     assert_eq!(ha.attempts.load(Ordering::SeqCst), 3, "the working form is used first now");
 }
 
@@ -256,7 +246,7 @@ async fn a_real_mismatch_is_recorded_as_one_and_not_retried() {
     outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
     let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     change(&outbox, &first, 66.0);
-    eventually("recorded", || store.target(state.internal_id).is_some_and(|t| t.health.consecutive_failures == 1))
+    eventually_here("recorded", || store.target(state.internal_id).is_some_and(|t| t.health.consecutive_failures == 1))
         .await;
     settle().await;
     assert_eq!(ha.attempts.load(Ordering::SeqCst), 2, "both id forms once, then given up");
@@ -280,10 +270,10 @@ async fn a_slow_ha_does_not_hold_up_another() {
     for battery in [1.0, 2.0, 3.0, 4.0] {
         s = change(&outbox, &s, battery);
     }
-    eventually("the slow one is in flight", || slow.attempts.load(Ordering::SeqCst) == 1).await;
+    eventually_here("the slow one is in flight", || slow.attempts.load(Ordering::SeqCst) == 1).await;
     let f = Arc::new(Snapshot::new(Arc::new(fast_car)));
     change(&outbox, &f, 50.0);
-    eventually("the quick one is served meanwhile", || quick.accepted().len() == 1).await;
+    eventually_here("the quick one is served meanwhile", || quick.accepted().len() == 1).await;
     assert_eq!(slow.attempts.load(Ordering::SeqCst), 1, "one delivery in flight per target");
 }
 
@@ -320,14 +310,14 @@ async fn a_store_outage_delays_nothing_and_loses_nothing() {
     store.set_down(true);
     let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     change(&outbox, &first, 80.0);
-    eventually("attempted without the store", || ha.attempts.load(Ordering::SeqCst) >= 2).await;
+    eventually_here("attempted without the store", || ha.attempts.load(Ordering::SeqCst) >= 2).await;
     store.set_down(false);
-    eventually("stored once the store is back", || {
+    eventually_here("stored once the store is back", || {
         store.target(state.internal_id).and_then(|t| t.pending).is_some_and(|p| p.version == 1)
     })
     .await;
     ha.answer(Answer::Ok);
-    eventually("delivered", || ha.accepted().len() == 1).await;
+    eventually_here("delivered", || ha.accepted().len() == 1).await;
 }
 
 #[tokio::test]
@@ -342,12 +332,12 @@ async fn every_delivery_outcome_lands_in_the_vehicles_history_and_the_admin_view
     outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
     let first = Arc::new(Snapshot::new(Arc::new(state.clone())));
     let second = change(&outbox, &first, 70.0);
-    eventually("a failure recorded", || history.last(state.internal_id, EventKind::Push).is_some()).await;
+    eventually_here("a failure recorded", || history.last(state.internal_id, EventKind::Push).is_some()).await;
     let failed = history.last(state.internal_id, EventKind::Push).unwrap();
     assert_eq!(failed.outcome, HistoryOutcome::Failed);
     ha.answer(Answer::Ok);
     change(&outbox, &second, 71.0);
-    eventually("a delivery recorded", || {
+    eventually_here("a delivery recorded", || {
         history.last(state.internal_id, EventKind::Push).is_some_and(|e| e.outcome == HistoryOutcome::Ok)
     })
     .await;
