@@ -3,27 +3,9 @@ use std::time::Duration;
 
 use evconduit::enode::client::{EnodeError, Outcome, Priority};
 use evconduit::enode::model::{API_VERSION, ActionState, ChargeKind, LinkRequest, WebhookRequest, WebhookTestStatus};
-use evconduit::enode::sim::{Command, SetValues, SimConfig, SimHandle};
+use evconduit::enode::sim::{Command, SimConfig};
 
 use crate::helpers::{client, client_config, frozen, some_vehicle, start};
-
-/// A vehicle plugged in, below its limit, not charging, smart charging off, not an XPENG (whose
-/// quirk hides the plug when complete): a START will be accepted.
-fn plugged_in(sim: &SimHandle) -> String {
-    let id = sim
-        .users()
-        .into_iter()
-        .flat_map(|u| u.vehicle_ids)
-        .find(|id| sim.vehicle(id).and_then(|v| v.vendor).as_deref() != Some("XPENG"))
-        .expect("a non-XPENG vehicle");
-    sim.command(&id, Command::SmartChargingOff).unwrap();
-    sim.command(&id, Command::Unplug).unwrap();
-    let values = SetValues { battery_level: Some(40.0), charge_limit: Some(80), max_current: None };
-    sim.command(&id, Command::Set(values)).unwrap();
-    sim.command(&id, Command::Plug).unwrap();
-    sim.command(&id, Command::Stop).unwrap();
-    id
-}
 
 #[tokio::test]
 async fn vehicles_are_read_typed_and_every_page_is_followed() {
@@ -67,7 +49,7 @@ async fn vehicles_are_read_typed_and_every_page_is_followed() {
 async fn charging_commands_and_actions() {
     let sim = start(SimConfig { action_delay: Duration::from_secs(30), ..frozen(6) }).await;
     let enode = client(client_config(&sim));
-    let id = plugged_in(&sim);
+    let id = sim.startable_vehicle().expect("a startable vehicle");
 
     let started = enode.charge(&id, ChargeKind::Start).await.unwrap();
     assert_eq!(
@@ -87,7 +69,7 @@ async fn charging_commands_and_actions() {
         other => panic!("expected BadRequest, got {other:?}"),
     }
     // Under smart charging: 422.
-    let id = plugged_in(&sim);
+    let id = sim.startable_vehicle().expect("a startable vehicle");
     sim.command(&id, Command::SmartChargingOn).unwrap();
     assert!(matches!(enode.charge(&id, ChargeKind::Start).await, Err(EnodeError::Unprocessable(_))));
 }

@@ -1,35 +1,10 @@
 use std::time::Duration;
 
 use evconduit::enode::model::{ActionState, ChargeAction, ChargeKind, Vehicle};
-use evconduit::enode::sim::{Command, SimConfig, SimHandle};
+use evconduit::enode::sim::{Command, SimConfig};
 use serde_json::json;
 
 use crate::helpers::{Api, assert_problem, frozen, start};
-
-/// A vehicle from the fleet, put into a known state: plugged in, below its limit, not charging,
-/// smart charging off, not an XPENG (whose quirk hides the plug when complete).
-fn staged(sim: &SimHandle) -> String {
-    let id = sim
-        .users()
-        .into_iter()
-        .flat_map(|u| u.vehicle_ids)
-        .find(|id| sim.vehicle(id).and_then(|v| v.vendor).as_deref() != Some("XPENG"))
-        .expect("a non-XPENG vehicle");
-    sim.command(&id, Command::SmartChargingOff).unwrap();
-    sim.command(&id, Command::Unplug).unwrap();
-    sim.command(
-        &id,
-        Command::Set(evconduit::enode::sim::SetValues {
-            battery_level: Some(40.0),
-            charge_limit: Some(80),
-            max_current: None,
-        }),
-    )
-    .unwrap();
-    sim.command(&id, Command::Plug).unwrap();
-    sim.command(&id, Command::Stop).unwrap();
-    id
-}
 
 fn config() -> SimConfig {
     SimConfig { action_delay: Duration::from_secs(30), ..frozen(6) }
@@ -49,7 +24,7 @@ async fn action(api: &Api, id: &str) -> ChargeAction {
 async fn start_is_pending_then_confirmed_and_the_vehicle_charges() {
     let sim = start(config()).await;
     let api = Api::new(&sim).await;
-    let id = staged(&sim);
+    let id = sim.startable_vehicle().expect("a startable vehicle");
     let response = charge(&api, &id, "START").await;
     assert_eq!(response.status(), 200);
     let started: ChargeAction = response.json().await.unwrap();
@@ -87,7 +62,7 @@ async fn start_is_pending_then_confirmed_and_the_vehicle_charges() {
 async fn unplugged_or_wrong_state_is_400_and_smart_charging_is_422() {
     let sim = start(config()).await;
     let api = Api::new(&sim).await;
-    let id = staged(&sim);
+    let id = sim.startable_vehicle().expect("a startable vehicle");
     assert_problem(charge(&api, &id, "STOP").await, 400).await;
     sim.command(&id, Command::Unplug).unwrap();
     assert_problem(charge(&api, &id, "START").await, 400).await;
@@ -103,7 +78,7 @@ async fn unplugged_or_wrong_state_is_400_and_smart_charging_is_422() {
 async fn a_pending_action_of_the_same_kind_is_reused_another_kind_cancels_it() {
     let sim = start(config()).await;
     let api = Api::new(&sim).await;
-    let id = staged(&sim);
+    let id = sim.startable_vehicle().expect("a startable vehicle");
     let first: ChargeAction = charge(&api, &id, "START").await.json().await.unwrap();
     let again: ChargeAction = charge(&api, &id, "START").await.json().await.unwrap();
     assert_eq!(first.id, again.id);
@@ -120,7 +95,7 @@ async fn a_pending_action_of_the_same_kind_is_reused_another_kind_cancels_it() {
 async fn cancel_works_once_then_409() {
     let sim = start(config()).await;
     let api = Api::new(&sim).await;
-    let id = staged(&sim);
+    let id = sim.startable_vehicle().expect("a startable vehicle");
     let started: ChargeAction = charge(&api, &id, "START").await.json().await.unwrap();
     let cancel = api.post(&format!("/vehicles/actions/{}/cancel", started.id), &json!({})).await;
     assert_eq!(cancel.status(), 200);
@@ -137,7 +112,7 @@ async fn cancel_works_once_then_409() {
 async fn an_action_fails_when_the_car_is_unplugged_before_it_confirms() {
     let sim = start(config()).await;
     let api = Api::new(&sim).await;
-    let id = staged(&sim);
+    let id = sim.startable_vehicle().expect("a startable vehicle");
     let started: ChargeAction = charge(&api, &id, "START").await.json().await.unwrap();
     sim.command(&id, Command::Unplug).unwrap();
     sim.advance(Duration::from_secs(31));
@@ -150,7 +125,7 @@ async fn an_action_fails_when_the_car_is_unplugged_before_it_confirms() {
 async fn refresh_hint_is_204() {
     let sim = start(config()).await;
     let api = Api::new(&sim).await;
-    let id = staged(&sim);
+    let id = sim.startable_vehicle().expect("a startable vehicle");
     let response = api.post(&format!("/vehicles/{id}/refresh-hint"), &json!({})).await;
     assert_eq!(response.status(), 204);
     assert_problem(api.post("/vehicles/8d1b5a8e-2c6e-4d0c-9d0e-0b5e1f7c9a11/refresh-hint", &json!({})).await, 404)

@@ -220,11 +220,7 @@ async fn credentials_invalidation_and_action_updates_are_delivered_and_parse() {
     subscribe(&api, &receiver, json!(["*"])).await;
     let car = sim.add_vehicles("driver", &AddVehicles { vendor: Some("BMW".to_owned()), count: Some(1) }).unwrap();
     let id = car[0].id.clone();
-    sim.command(&id, Command::SmartChargingOff).unwrap();
-    sim.command(&id, Command::Set(SetValues { battery_level: Some(30.0), charge_limit: Some(80), max_current: None }))
-        .unwrap();
-    sim.command(&id, Command::Plug).unwrap();
-    sim.command(&id, Command::Stop).unwrap();
+    sim.make_startable(&id).unwrap();
     let action: ChargeAction =
         api.post(&format!("/vehicles/{id}/charging"), &json!({"action": "START"})).await.json().await.unwrap();
     sim.advance(Duration::from_secs(11));

@@ -199,6 +199,27 @@ impl SimHandle {
         self.state.change(|w, now, out| w.command(id, command, now, out))
     }
 
+    /// Puts a vehicle where a charging START is accepted: smart charging off, plugged in at 40%
+    /// of an 80% limit, not charging (the state a person presses START in).
+    pub fn make_startable(&self, id: &str) -> Result<Vehicle, SimError> {
+        let room = SetValues { battery_level: Some(40.0), charge_limit: Some(80), max_current: None };
+        for step in [Command::SmartChargingOff, Command::Unplug, Command::Set(room), Command::Plug] {
+            self.command(id, step)?;
+        }
+        self.command(id, Command::Stop)
+    }
+
+    /// The first vehicle of the fleet that can be made startable (`make_startable`), made so.
+    /// Never an XPENG: its quirk reports the plug out once charging completes.
+    pub fn startable_vehicle(&self) -> Option<String> {
+        let id = self
+            .users()
+            .into_iter()
+            .flat_map(|u| u.vehicle_ids)
+            .find(|id| self.vehicle(id).and_then(|v| v.vendor).as_deref() != Some("XPENG"))?;
+        self.make_startable(&id).ok().map(|_| id)
+    }
+
     /// Adds vehicles to a user (created if new) as a completed link would.
     pub fn add_vehicles(&self, user: &str, request: &AddVehicles) -> Result<Vec<Vehicle>, SimError> {
         self.state.change(|w, now, out| w.add_vehicles(user, request, now, out))
