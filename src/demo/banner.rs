@@ -49,7 +49,7 @@ pub fn write(out: &mut impl Write, b: &Banner<'_>) -> io::Result<()> {
     writeln!(out, "curl -s {base}/api/me {auth}")?;
     writeln!(out, "curl -s {base}/api/user/vehicles {auth}")?;
     for car in b.cars {
-        writeln!(out, "# Live state of the {} (run it twice: battery, range and lastSeen move):", name(car))?;
+        writeln!(out, "# Live state of the {} ({}):", name(car), what_moves(car, b.startable))?;
         writeln!(out, "curl -s -i {base}/api/status/{} {auth}", car.id)?;
     }
     if let Some(id) = b.startable {
@@ -67,6 +67,18 @@ pub fn write(out: &mut impl Write, b: &Banner<'_>) -> io::Result<()> {
     out.flush()
 }
 
+/// What a second status read shows: only a charging car changes by itself in the simulator; a
+/// parked one reports again when something happens to it.
+fn what_moves(car: &Vehicle, startable: Option<&str>) -> &'static str {
+    if car.charge_state.is_charging == Some(true) {
+        "charging: run it twice, battery, range and lastSeen move"
+    } else if startable == Some(car.id.as_str()) {
+        "not charging: it changes once the START below is sent"
+    } else {
+        "parked: it changes when the car reports something new"
+    }
+}
+
 fn name(car: &Vehicle) -> String {
     car.display_name().unwrap_or_else(|| "car".to_owned())
 }
@@ -76,4 +88,47 @@ fn describe(car: &Vehicle) -> String {
     let state = &car.charge_state;
     let battery = state.battery_level.map(|b| format!(", {b:.0} %")).unwrap_or_default();
     format!("{} ({}): {}{battery}", name(car), car.vendor.as_deref().unwrap_or("?"), state.power_delivery_state.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use evconduit_actors::testing::sample_vehicle;
+
+    use super::*;
+
+    #[test]
+    fn only_the_charging_car_is_said_to_move_by_itself() {
+        let mut charging = sample_vehicle("charging");
+        charging.charge_state.is_charging = Some(true);
+        let mut startable = sample_vehicle("startable");
+        startable.charge_state.is_charging = Some(false);
+        let mut parked = sample_vehicle("parked");
+        parked.charge_state.is_charging = Some(false);
+        let cars = [charging, startable, parked];
+        let banner = Banner {
+            key: "evc_key",
+            service: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            sim_url: "http://127.0.0.1:9",
+            email: "demo@example.invalid",
+            user: Uuid::nil(),
+            cars: &cars,
+            startable: Some("startable"),
+            subscription: None,
+            users: 1,
+            vehicles: 3,
+            time_factor: 60.0,
+        };
+        let mut out = Vec::new();
+        write(&mut out, &banner).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        let hint = |id: &str| {
+            let status =
+                text.lines().position(|l| l.ends_with(&format!("/api/status/{id} -H 'authorization: Bearer evc_key'")));
+            status.and_then(|at| text.lines().nth(at - 1)).map(str::to_owned).expect("a status command")
+        };
+        assert!(hint("charging").contains("run it twice"), "{text}");
+        assert!(hint("startable").contains("once the START below is sent"), "{text}");
+        assert!(hint("parked").contains("parked"), "{text}");
+        assert_eq!(text.matches("run it twice").count(), 1, "{text}");
+    }
 }

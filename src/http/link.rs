@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use evconduit_actors::ports::UpstreamError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -13,7 +14,9 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::json::{JsonBody, parse_optional};
 use super::openapi::ErrorBody;
+use crate::enode::client::EnodeError;
 use crate::enode::model::LinkRequest;
+use crate::upstream::to_port;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -68,8 +71,18 @@ async fn link(State(app): State<AppState>, Caller(caller): Caller, body: Bytes) 
         redirect_uri: app.config.link_redirect(),
         color_scheme: None,
     };
-    let session = client.create_link_session(&caller.user.id.to_string(), &request).await?;
+    let session = client.create_link_session(&caller.user.id.to_string(), &request).await.map_err(link_refused)?;
     Ok(Json(json!({ "url": session.link_url, "linkToken": session.link_token })))
+}
+
+/// Enode refuses to open a session it cannot serve (a vendor it does not know) with 400: that is
+/// the caller's input, so 422 in Enode's words, like a vendor name that fails `checked_vendor`.
+/// (Elsewhere a refusal is 409, "not now": a charging command for a car that is unplugged.)
+fn link_refused(err: EnodeError) -> ApiError {
+    match to_port(err) {
+        UpstreamError::Rejected { detail } => ApiError::Unprocessable(format!("Enode cannot link that: {detail}")),
+        other => other.into(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -43,6 +43,18 @@ async fn the_tier_vehicle_limit_refuses_more_links() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_enode_does_not_know_is_422_in_its_words_and_links_nothing() {
+    let world = World::start(quiet_sim(), |_| {}).await;
+    let (_, key) = world.user("nope@example.com", Tier::Pro).await;
+    let (status, body) = world.app.post_json(&key, "/api/user/link-vehicle", &json!({"vendor": "NOPE"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("unknown vehicle vendor") && detail.contains("NOPE"), "{body}");
+    let (_, list) = world.app.get_json(&key, "/api/user/vehicles").await;
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlinking_a_vendor_removes_its_cars() {
     let world = World::start(quiet_sim(), |_| {}).await;
     let (_, key) = world.user("unlink@example.com", Tier::Pro).await;
