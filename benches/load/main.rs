@@ -30,7 +30,7 @@ use evconduit::store::testing::TestDatabase;
 use crate::http1::{Connection, get_request};
 use crate::loadgen::RunResult;
 use crate::options::{Backend, Options};
-use crate::process::{Server, cpu_time, free_addr};
+use crate::process::{Server, cpu_by_thread, cpu_time, free_addr};
 use crate::report::{Machine, Phase, Report, Round, Webhooks, median};
 use crate::webhooks::WebhookLoad;
 
@@ -286,8 +286,10 @@ async fn run(options: Options, placement: Placement) {
     let load = Arc::new(WebhookLoad::new(&seeded.vehicles));
     let lag_before = admin.write_behind().await;
     let cpu_before = (server.cpu(), cpu_time(std::process::id()));
+    let threads_before = cpu_by_thread(server.pid());
     let result = load.run(addr, options.webhook_connections, options.batch, options.webhook_secs).await;
     let cpu_after = (server.cpu(), cpu_time(std::process::id()));
+    let threads_after = cpu_by_thread(server.pid());
     let lag_at_end = admin.write_behind().await;
     let catch_up = load.wait_caught_up(options.backend, db.url(), &admin, Duration::from_secs(30)).await;
     let secs = result.elapsed.as_secs_f64();
@@ -306,6 +308,15 @@ async fn run(options: Options, placement: Placement) {
         written_during_load: lag_before.zip(lag_at_end).map(|(before, end)| end.written.saturating_sub(before.written)),
         server_cores: (cpu_after.0 - cpu_before.0).as_secs_f64() / secs,
         harness_cores: (cpu_after.1 - cpu_before.1).as_secs_f64() / secs,
+        server_threads: threads_after
+            .into_iter()
+            .map(|(name, cpu)| {
+                let before = threads_before.get(&name).copied().unwrap_or_default();
+                (name, cpu.saturating_sub(before).as_secs_f64() / secs)
+            })
+            // Threads that barely ran (the main thread, a walk) would only clutter the line.
+            .filter(|(_, cores)| *cores >= 0.005)
+            .collect(),
     };
     report.memory.after_webhooks_rss_kib = server.rss_kib();
     server.stop(Duration::from_secs(60)).await;

@@ -2,6 +2,7 @@
 //! alone: the real release binary (`evconduit serve`, configured by environment) and the ceiling
 //! (this harness binary re-run with `--serve-ceiling`). Both can be pinned to one core.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -125,7 +126,27 @@ pub fn status_field(pid: u32, field: &str) -> u64 {
 
 /// User + system CPU time of a process, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Duration::ZERO };
+    stat_cpu(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time so far of each kind of thread of a process, by thread name (`comm`: tokio's workers
+/// are all `tokio-rt-worker`, sqlx's SQLite threads `sqlx-sqlite-wor`, truncated by the kernel).
+/// A thread that has exited is no longer listed, so a difference of two of these counts the
+/// threads that lived through both.
+pub fn cpu_by_thread(pid: u32) -> BTreeMap<String, Duration> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return by_name };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let Ok(name) = std::fs::read_to_string(dir.join("comm")) else { continue };
+        *by_name.entry(name.trim().to_owned()).or_default() += stat_cpu(&dir.join("stat").to_string_lossy());
+    }
+    by_name
+}
+
+/// utime + stime of a `/proc/.../stat` file (zero when unreadable).
+fn stat_cpu(path: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(path) else { return Duration::ZERO };
     // Fields after the command name (which may contain spaces) are space separated; utime and
     // stime are fields 14 and 15, i.e. the 12th and 13th after the closing parenthesis.
     let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return Duration::ZERO };

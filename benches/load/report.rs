@@ -94,6 +94,9 @@ pub struct Webhooks {
     pub written_during_load: Option<u64>,
     pub server_cores: f64,
     pub harness_cores: f64,
+    /// The server's cores by kind of thread (its runtime's workers, the store's threads, ...), so
+    /// a run shows where the server's CPU went without a profiler.
+    pub server_threads: BTreeMap<String, f64>,
 }
 
 #[derive(Serialize, Default)]
@@ -348,6 +351,12 @@ impl Report {
                     "; nothing left to write after {secs:.2} s by its own count"
                 ))
             );
+        }
+        if !w.server_threads.is_empty() {
+            let mut threads: Vec<_> = w.server_threads.iter().collect();
+            threads.sort_by(|a, b| b.1.total_cmp(a.1));
+            let listed: Vec<String> = threads.iter().map(|(name, cores)| format!("{name} {cores:.2}")).collect();
+            let _ = writeln!(s, "Server cores during the webhooks, by thread: {}.", listed.join(", "));
         }
         let _ = writeln!(
             s,
