@@ -282,8 +282,16 @@ async fn run(options: Options, placement: Placement) {
     cold_ceiling.stop(Duration::from_secs(5)).await;
 
     // Webhooks.
-    eprintln!("load: webhooks for {:.0?}", options.webhook_secs);
     let load = Arc::new(WebhookLoad::new(&seeded.vehicles));
+    if options.webhook_warm {
+        eprintln!("load: one event for each of {n} vehicles first (every actor woken)");
+        let refused = load.wake_all(addr, options.webhook_connections, options.batch).await;
+        let settled = load.wait_caught_up(options.backend, db.url(), &admin, Duration::from_secs(60)).await;
+        if refused > 0 || settled.stored.is_none() {
+            eprintln!("load: the warm-up had {refused} deliveries refused and {} vehicles not stored", settled.behind);
+        }
+    }
+    eprintln!("load: webhooks for {:.0?}", options.webhook_secs);
     let lag_before = admin.write_behind().await;
     let cpu_before = (server.cpu(), cpu_time(std::process::id()));
     let threads_before = cpu_by_thread(server.pid());

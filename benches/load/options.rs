@@ -31,6 +31,10 @@ pub struct Options {
     pub webhook_secs: Duration,
     /// Deliveries in flight at once during the webhook phase (Enode's own concurrency is small).
     pub webhook_connections: usize,
+    /// Before the webhook phase, one event for every vehicle and the store left to catch up:
+    /// the phase then finds every actor awake, as in a service that has been running, instead
+    /// of a fresh start's sleeping fleet (the default, the harder case).
+    pub webhook_warm: bool,
     /// Events per delivery (Enode sends up to 100).
     pub batch: usize,
     /// Actors spawned by the ractor cost probe (0: skip it).
@@ -55,6 +59,7 @@ impl Options {
             rounds: if smoke { 1 } else { 3 },
             webhook_secs: Duration::from_secs(if smoke { 1 } else { 10 }),
             webhook_connections: 4,
+            webhook_warm: false,
             batch: 100,
             ractor_probe: if smoke { 0 } else { 100_000 },
             pin: true,
@@ -83,6 +88,7 @@ impl Options {
                 "rounds" => o.rounds = value.parse().map_err(|e| bad(&e))?,
                 "webhook-secs" => o.webhook_secs = Duration::from_secs_f64(value.parse().map_err(|e| bad(&e))?),
                 "webhook-connections" => o.webhook_connections = value.parse().map_err(|e| bad(&e))?,
+                "webhook-warm" => o.webhook_warm = value.parse().map_err(|e| bad(&e))?,
                 "batch" => o.batch = value.parse().map_err(|e| bad(&e))?,
                 "ractor-probe" => o.ractor_probe = value.parse().map_err(|e| bad(&e))?,
                 "pin" => o.pin = value.parse().map_err(|e| bad(&e))?,
@@ -122,7 +128,7 @@ impl Options {
     }
 }
 
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 12] = [
     "vehicles",
     "backend",
     "connections",
@@ -130,6 +136,7 @@ const NAMES: [&str; 11] = [
     "rounds",
     "webhook-secs",
     "webhook-connections",
+    "webhook-warm",
     "batch",
     "ractor-probe",
     "pin",

@@ -326,7 +326,12 @@ impl Report {
         let w = &self.webhooks;
         let _ = writeln!(
             s,
-            "\nWebhooks: {} deliveries, {} events, {:.0} events/s, ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors; server {:.2} cores, harness {:.2} cores; store caught up {}.",
+            "\nWebhooks{}: {} deliveries, {} events, {:.0} events/s, ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors; server {:.2} cores, harness {:.2} cores; store caught up {}.",
+            if self.options.as_ref().is_some_and(|o| o.webhook_warm) {
+                " (every actor woken first: --webhook-warm)"
+            } else {
+                ""
+            },
             w.deliveries,
             w.events,
             w.events_per_sec,

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -86,13 +86,12 @@ impl WebhookLoad {
         Self { templates, ids, expected, sent, base_ms }
     }
 
-    /// One delivery's body: `batch` events on random vehicles, each with the next timestamp.
-    fn body(&self, rng: &mut u64, batch: usize) -> (Vec<u8>, Vec<(usize, i64)>) {
-        let mut body = Vec::with_capacity(batch * 2_200);
-        let mut touched = Vec::with_capacity(batch);
+    /// One delivery's body: an event for each vehicle `picks` names, each with its next timestamp.
+    fn body(&self, picks: impl ExactSizeIterator<Item = usize>) -> (Vec<u8>, Vec<(usize, i64)>) {
+        let mut body = Vec::with_capacity(picks.len() * 2_200);
+        let mut touched = Vec::with_capacity(picks.len());
         body.push(b'[');
-        for n in 0..batch {
-            let i = next(rng) as usize % self.templates.len();
+        for (n, i) in picks.enumerate() {
             let ms = self.base_ms + self.sent[i].fetch_add(1, Ordering::Relaxed);
             let stamp = format!(
                 "\"{}\"",
@@ -112,6 +111,69 @@ impl WebhookLoad {
         }
         body.push(b']');
         (body, touched)
+    }
+
+    /// Signs and posts one delivery on `conn` (opened again after a failure), and records what it
+    /// acknowledged. The time to the acknowledgement, or None when it was not a 200.
+    async fn deliver(
+        &self,
+        conn: &mut Option<Connection>,
+        addr: SocketAddr,
+        (body, touched): (Vec<u8>, Vec<(usize, i64)>),
+    ) -> Option<Duration> {
+        let signed = signature::sign(SECRET.as_bytes(), &body);
+        let delivery = Uuid::new_v4().to_string();
+        let request = post_request(
+            "/api/webhook/enode",
+            &[("x-enode-signature", &signed), ("x-enode-delivery", &delivery)],
+            &body,
+        );
+        let sent = Instant::now();
+        let status = match conn.as_mut() {
+            Some(c) => c.status(&request).await.unwrap_or(0),
+            None => 0,
+        };
+        if status != 200 {
+            *conn = Connection::open(addr).await.ok();
+            return None;
+        }
+        let acked = sent.elapsed();
+        for (i, ms) in touched {
+            self.expected[i].fetch_max(ms, Ordering::Relaxed);
+        }
+        Some(acked)
+    }
+
+    /// One event for every vehicle, in deliveries of `batch` on `connections` connections: every
+    /// actor woken, as in a service that has been running a while (a car reports every minute or
+    /// so and an actor sleeps after minutes without news). Returns the deliveries refused.
+    pub async fn wake_all(self: &Arc<Self>, addr: SocketAddr, connections: usize, batch: usize) -> u64 {
+        let chunks = self.templates.len().div_ceil(batch);
+        let next_chunk = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..connections)
+            .map(|_| {
+                let (this, next_chunk) = (Arc::clone(self), Arc::clone(&next_chunk));
+                tokio::spawn(async move {
+                    let mut conn = Connection::open(addr).await.ok();
+                    let mut errors = 0;
+                    loop {
+                        let chunk = next_chunk.fetch_add(1, Ordering::Relaxed);
+                        if chunk >= chunks {
+                            return errors;
+                        }
+                        let picks = chunk * batch..((chunk + 1) * batch).min(this.templates.len());
+                        if this.deliver(&mut conn, addr, this.body(picks)).await.is_none() {
+                            errors += 1;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut errors = 0;
+        for task in tasks {
+            errors += task.await.expect("webhook task panicked");
+        }
+        errors
     }
 
     /// Posts deliveries on `connections` connections for `duration`.
@@ -135,29 +197,15 @@ impl WebhookLoad {
                     let (mut events, mut errors) = (0u64, 0u64);
                     let mut conn = Connection::open(addr).await.ok();
                     while Instant::now() < end {
-                        let (body, touched) = this.body(&mut rng, batch);
-                        let signed = signature::sign(SECRET.as_bytes(), &body);
-                        let delivery = Uuid::new_v4().to_string();
-                        let request = post_request(
-                            "/api/webhook/enode",
-                            &[("x-enode-signature", &signed), ("x-enode-delivery", &delivery)],
-                            &body,
-                        );
-                        let sent = Instant::now();
-                        let status = match conn.as_mut() {
-                            Some(c) => c.status(&request).await.unwrap_or(0),
-                            None => 0,
-                        };
-                        if status == 200 {
-                            let _ = ack.record(sent.elapsed().as_micros().max(1) as u64);
-                            events += touched.len() as u64;
-                            deliveries.fetch_add(1, Ordering::Relaxed);
-                            for (i, ms) in touched {
-                                this.expected[i].fetch_max(ms, Ordering::Relaxed);
+                        let n = this.templates.len();
+                        let picks = (0..batch).map(|_| next(&mut rng) as usize % n).collect::<Vec<_>>();
+                        match this.deliver(&mut conn, addr, this.body(picks.into_iter())).await {
+                            Some(acked) => {
+                                let _ = ack.record(acked.as_micros().max(1) as u64);
+                                events += batch as u64;
+                                deliveries.fetch_add(1, Ordering::Relaxed);
                             }
-                        } else {
-                            errors += 1;
-                            conn = Connection::open(addr).await.ok();
+                            None => errors += 1,
                         }
                     }
                     (events, errors, ack)
