@@ -17,6 +17,7 @@ use evconduit::store::{
 use evconduit_actors::model::Vehicle;
 use evconduit_actors::ports::VehicleWrite;
 use evconduit_actors::state::{DataSource, VehicleState};
+use evconduit_actors::testing::{eventually, eventually_some};
 use evconduit_actors::tier::Tier;
 use serde_json::json;
 use uuid::Uuid;
@@ -822,27 +823,21 @@ async fn sqlite_checkpoints_writes_into_the_database_file() {
 
     let path = db.url().trim_start_matches("sqlite://").to_owned();
     let file_only = format!("sqlite://{path}?immutable=1");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let reader = sqlx::SqlitePool::connect(&file_only).await.expect("open the file alone");
+    let file_only = &file_only;
+    eventually("all 50 rows in the database file itself", Duration::from_secs(10), || async move {
+        let reader = sqlx::SqlitePool::connect(file_only).await.expect("open the file alone");
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM vehicles").fetch_one(&reader).await.unwrap_or(0);
         reader.close().await;
-        if count == 50 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "only {count} of 50 rows reached the database file");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        count == 50
+    })
+    .await;
     // The checkpointer also says how long the WAL was (`evconduit_store_wal_bytes`): the frames
     // these writes appended, never more than the file holds.
-    let wal_bytes = loop {
-        match store.wal_bytes() {
-            Some(0) => assert!(Instant::now() < deadline, "the WAL's length was never reported"),
-            Some(bytes) => break bytes,
-            None => panic!("a SQLite file store reports its WAL"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let wal_bytes = eventually_some("the WAL's length reported", Duration::from_secs(10), || {
+        let reported = store.wal_bytes().expect("a SQLite file store reports its WAL");
+        std::future::ready((reported > 0).then_some(reported))
+    })
+    .await;
     let wal_file = std::fs::metadata(format!("{path}-wal")).expect("the WAL file").len();
     assert!(wal_bytes <= wal_file, "reported {wal_bytes} bytes of a {wal_file}-byte WAL");
     drop(store);

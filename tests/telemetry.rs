@@ -99,16 +99,6 @@ fn telemetry() -> &'static Telemetry {
     })
 }
 
-async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_actor_that_keeps_panicking_reaches_sentry_once_per_incident() {
     let telemetry = telemetry();
@@ -122,24 +112,13 @@ async fn an_actor_that_keeps_panicking_reaches_sentry_once_per_incident() {
 
     // One panic, restarted: not an incident worth a report.
     assert!(app.state.fleet.inject_panic("crashy", "sentry-test fault"));
-    wait_for("one restart", || app.state.fleet.health("crashy").is_some_and(|h| h.total_restarts == 1)).await;
+    eventually_here("one restart", || app.state.fleet.health("crashy").is_some_and(|h| h.total_restarts == 1)).await;
     // Keep panicking until degraded.
-    let mut panics = 1;
-    for _ in 0..500 {
-        match app.state.fleet.health("crashy").map(|h| h.status) {
-            Some(ActorStatus::Degraded) => break,
-            Some(ActorStatus::Running) => {
-                app.state.fleet.inject_panic("crashy", "sentry-test fault");
-                panics += 1;
-            }
-            _ => {}
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let panics = 1 + app.degrade("crashy", "sentry-test fault").await;
     assert_eq!(app.state.fleet.health("crashy").unwrap().status, ActorStatus::Degraded);
     assert!(panics > 5, "{panics} panics");
 
-    wait_for("the incident report", || !telemetry.events_mentioning(&internal).is_empty()).await;
+    eventually_here("the incident report", || !telemetry.events_mentioning(&internal).is_empty()).await;
     // Give stray per-panic reports time to arrive, were there any.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let reports = telemetry.events_mentioning(&internal);
@@ -154,7 +133,7 @@ async fn an_actor_that_keeps_panicking_reaches_sentry_once_per_incident() {
 
     // Any other panic is reported as it happens.
     let _ = std::thread::spawn(|| panic!("sentry-test: a panic outside any actor")).join();
-    wait_for("the plain panic", || !telemetry.events_mentioning("a panic outside any actor").is_empty()).await;
+    eventually_here("the plain panic", || !telemetry.events_mentioning("a panic outside any actor").is_empty()).await;
     app.stop().await;
 }
 

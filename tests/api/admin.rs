@@ -8,7 +8,6 @@ use evconduit::accounts::{self, UserSpec};
 use evconduit::config::{Config, Secret};
 use evconduit::store::Role;
 use evconduit::store::testing::TestDatabase;
-use evconduit_actors::snapshot::ActorStatus;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -30,21 +29,6 @@ impl TestApp {
 
     async fn admin(&self, path: &str) -> (StatusCode, Value) {
         self.get_json(ADMIN_TOKEN, path).await
-    }
-
-    /// Panics a vehicle's actor until the fleet marks it degraded.
-    async fn degrade(&self, vehicle: &str) {
-        for _ in 0..400 {
-            match self.state.fleet.health(vehicle).map(|h| h.status) {
-                Some(ActorStatus::Degraded) => return,
-                Some(ActorStatus::Running) => {
-                    self.state.fleet.inject_panic(vehicle, "admin test");
-                }
-                _ => {}
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{vehicle} never became degraded");
     }
 }
 
@@ -101,7 +85,7 @@ async fn a_degraded_actor_shows_first_with_its_history_and_can_be_restarted() {
     let app = TestApp::start(admin_config(&db)).await;
     let (user, key) = three_cars(&app).await;
     let car1_internal = app.state.fleet.board().get("car-1").unwrap().snapshot().state.internal_id.to_string();
-    app.degrade("car-1").await;
+    app.degrade("car-1", "admin test").await;
     // Still serving its last snapshot, flagged.
     let response = app.get(&key, "/api/status/car-1").await;
     assert_eq!(response.headers()["x-actor-status"], "degraded");
@@ -228,7 +212,7 @@ async fn the_admin_page_renders_the_fleet_in_a_browser() {
     let db = TestDatabase::sqlite();
     let app = TestApp::start(admin_config(&db)).await;
     three_cars(&app).await;
-    app.degrade("car-2").await;
+    app.degrade("car-2", "admin test").await;
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://admin:{ADMIN_TOKEN}@{}/admin", app.addr);
     let output = tokio::process::Command::new(chromium)

@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use bytes::Bytes;
+use evconduit_actors::testing::eventually_some;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -129,15 +130,11 @@ impl HaReceiver {
 
     /// Waits until `n` pushes were accepted (generous: a loaded machine).
     pub async fn wait_accepted(&self, n: usize) -> Vec<Push> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually_some(&format!("{n} pushes accepted"), Duration::from_secs(30), || {
             let accepted = self.accepted();
-            if accepted.len() >= n {
-                return accepted;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {n} pushes; got {accepted:?}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+            std::future::ready((accepted.len() >= n).then_some(accepted))
+        })
+        .await
     }
 }
 

@@ -14,7 +14,8 @@ use evconduit::http::AppState;
 use evconduit::store::testing::TestDatabase;
 use evconduit::store::{Role, Store};
 use evconduit_actors::ports::{Clock, SystemClock};
-pub use evconduit_actors::testing::{eventually, eventually_some};
+use evconduit_actors::snapshot::ActorStatus;
+pub use evconduit_actors::testing::{eventually, eventually_here, eventually_some};
 use evconduit_actors::tier::Tier;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -227,6 +228,24 @@ pub fn batch(events: &[Value]) -> Vec<u8> {
 }
 
 impl TestApp {
+    /// Panics a vehicle's actor each time it runs again, until the fleet marks it degraded (its
+    /// restart budget spent). Returns how many panics that took.
+    pub async fn degrade(&self, vehicle: &str, reason: &str) -> usize {
+        let panics = std::cell::Cell::new(0);
+        eventually_here(&format!("{vehicle} degraded"), || match self.state.fleet.health(vehicle).map(|h| h.status) {
+            Some(ActorStatus::Degraded) => true,
+            Some(ActorStatus::Running) => {
+                if self.state.fleet.inject_panic(vehicle, reason) {
+                    panics.set(panics.get() + 1);
+                }
+                false
+            }
+            _ => false,
+        })
+        .await;
+        panics.get()
+    }
+
     pub async fn post_json(&self, key: &str, path: &str, body: &Value) -> (StatusCode, Value) {
         let response = self.http.post(self.url(path)).bearer_auth(key).json(body).send().await.expect("request");
         let status = response.status();

@@ -25,12 +25,10 @@ async fn a_panicking_actor_is_restarted_with_its_state() {
     // The panicked one answers with the state it had, then takes new updates once restarted.
     let (_, body) = app.get_json(&key, "/api/status/car-0").await;
     assert_eq!(body["batteryLevel"], 40);
-    for _ in 0..200 {
-        if app.state.fleet.health("car-0").is_some_and(|h| h.total_restarts == 1 && h.status == ActorStatus::Running) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    eventually_here("car-0 restarted once and running", || {
+        app.state.fleet.health("car-0").is_some_and(|h| h.total_restarts == 1 && h.status == ActorStatus::Running)
+    })
+    .await;
     app.signed_webhook(&batch(&[updated_event("car-0", &user, "2026-11-25T10:02:00Z", 41)])).await;
     app.eventually_status(&key, "car-0", "restarted actor applies", |b| b["batteryLevel"] == 41).await;
     let health = app.state.fleet.health("car-0").unwrap();
@@ -55,13 +53,7 @@ async fn an_idle_vehicle_sleeps_is_still_served_and_wakes_for_its_next_webhook()
         app.state.fleet.health("car-0").is_some_and(|h| h.status == ActorStatus::Idle)
             && app.state.fleet.stats().live_actors == 0
     };
-    for _ in 0..500 {
-        if asleep() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(asleep(), "the actor sleeps after a second without messages");
+    eventually_here("the actor asleep after a second without messages", asleep).await;
     let response = app.get(&key, "/api/status/car-0").await;
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     assert!(response.headers().get("x-actor-status").is_none(), "sleeping is healthy, not flagged");
