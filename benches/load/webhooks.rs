@@ -196,10 +196,10 @@ impl WebhookLoad {
                     let mut ack = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
                     let (mut events, mut errors) = (0u64, 0u64);
                     let mut conn = Connection::open(addr).await.ok();
+                    let n = this.templates.len();
                     while Instant::now() < end {
-                        let n = this.templates.len();
-                        let picks = (0..batch).map(|_| next(&mut rng) as usize % n).collect::<Vec<_>>();
-                        match this.deliver(&mut conn, addr, this.body(picks.into_iter())).await {
+                        let picks = (0..batch).map(|_| next(&mut rng) as usize % n);
+                        match this.deliver(&mut conn, addr, this.body(picks)).await {
                             Some(acked) => {
                                 let _ = ack.record(acked.as_micros().max(1) as u64);
                                 events += batch as u64;
