@@ -148,8 +148,7 @@ impl WebhookIngest {
             Event::VehicleDeleted(e) => {
                 c.deleted.fetch_add(1, Ordering::Relaxed);
                 let Some(user) = self.known_user(&e.user.id).await? else { return Ok(()) };
-                let owned =
-                    self.fleet.board().get(&e.vehicle.id).is_some_and(|entry| entry.snapshot().state.user_id == user);
+                let owned = self.fleet.board().get(&e.vehicle.id).is_some_and(|entry| entry.owner() == user);
                 if owned && let Err(err) = self.fleet.remove(&e.vehicle.id).await {
                     tracing::error!(error = %err, "could not remove deleted vehicle");
                 }

@@ -108,7 +108,7 @@ async fn an_actor_that_keeps_panicking_reaches_sentry_once_per_incident() {
     let user = user.to_string();
     app.signed_webhook(&batch(&[updated_event("crashy", &user, "2026-11-25T10:00:00Z", 30)])).await;
     app.eventually_status(&key, "crashy", "created", |b| b["batteryLevel"] == 30).await;
-    let internal = app.state.fleet.board().get("crashy").unwrap().snapshot().state.internal_id.to_string();
+    let internal = app.state.fleet.board().get("crashy").unwrap().internal_id().to_string();
 
     // One panic, restarted: not an incident worth a report.
     assert!(app.state.fleet.inject_panic("crashy", "sentry-test fault"));

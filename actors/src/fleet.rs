@@ -224,8 +224,8 @@ impl Fleet {
             let msg = SupervisorMsg::Create { user_id, vehicle, source, kind };
             return self.to_supervisor(msg);
         };
-        let (owner, internal_id) = owner_of(&entry);
-        if owner != user_id {
+        let internal_id = entry.internal_id();
+        if entry.owner() != user_id {
             tracing::warn!(vehicle = %vehicle.id, "event names a different owner than the vehicle has; ignored");
             if source == DataSource::Webhook {
                 let now = self.inner.context.clock.now();
@@ -250,8 +250,8 @@ impl Fleet {
         kind: ObservationKind,
     ) -> Result<(), Box<Vehicle>> {
         let Some(entry) = self.inner.context.board.get(&vehicle.id) else { return Err(vehicle) };
-        let (owner, internal_id) = owner_of(&entry);
-        if owner != user_id {
+        let internal_id = entry.internal_id();
+        if entry.owner() != user_id {
             return Err(vehicle);
         }
         // Always queued (the supervisor takes over when the actor is not running).
@@ -279,12 +279,13 @@ impl Fleet {
     pub fn credentials_invalidated(&self, user_id: Uuid, vendor: Option<&str>) -> usize {
         let mut count = 0;
         for entry in self.inner.context.board.for_user(user_id) {
-            let state = entry.snapshot().state.clone();
-            let own = state.vehicle.vendor.as_deref();
+            let snapshot = entry.snapshot();
+            let own = snapshot.state.vehicle.vendor.as_deref();
             if vendor.is_none_or(|v| own.is_some_and(|own| own.eq_ignore_ascii_case(v))) {
                 let now = self.inner.context.clock.now();
-                self.inner.history.record(state.internal_id, now, EventKind::CredentialsInvalidated, Outcome::Ok);
-                self.send(&entry, state.internal_id, VehicleMsg::CredentialsInvalidated);
+                let internal_id = entry.internal_id();
+                self.inner.history.record(internal_id, now, EventKind::CredentialsInvalidated, Outcome::Ok);
+                self.send(&entry, internal_id, VehicleMsg::CredentialsInvalidated);
                 count += 1;
             }
         }
@@ -295,7 +296,7 @@ impl Fleet {
     /// usually PENDING), at most `timeout`.
     pub async fn charge(&self, id: &str, kind: ChargeKind, timeout: Duration) -> Result<ChargeAction, CommandError> {
         let entry = self.inner.context.board.get(id).ok_or(CommandError::NotFound)?;
-        let internal_id = entry.snapshot().state.internal_id;
+        let internal_id = entry.internal_id();
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
@@ -333,11 +334,10 @@ impl Fleet {
     /// targets if that vehicle belongs to `user_id`.
     pub fn action_updated(&self, user_id: Uuid, action: ChargeAction) -> Routed {
         let Some(entry) = self.inner.context.board.get(&action.target_id) else { return Routed::Queued };
-        let state = entry.snapshot().state.clone();
-        if state.user_id != user_id {
+        if entry.owner() != user_id {
             return Routed::WrongOwner;
         }
-        self.send(&entry, state.internal_id, VehicleMsg::ActionUpdated(Box::new(action)))
+        self.send(&entry, entry.internal_id(), VehicleMsg::ActionUpdated(Box::new(action)))
     }
 
     /// Removes a vehicle (by either id): stops its actor, takes it off the board, deletes it from
@@ -346,7 +346,7 @@ impl Fleet {
         let Some(entry) = self.inner.context.board.get(id) else {
             return Ok(false);
         };
-        let internal_id = entry.snapshot().state.internal_id;
+        let internal_id = entry.internal_id();
         ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Remove { internal_id, reply })
             .map_err(|_| FleetError::SupervisorDown)
     }
@@ -356,7 +356,7 @@ impl Fleet {
         let Some(entry) = self.inner.context.board.get(id) else {
             return Ok(false);
         };
-        let internal_id = entry.snapshot().state.internal_id;
+        let internal_id = entry.internal_id();
         ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Restart { internal_id, reply })
             .map_err(|_| FleetError::SupervisorDown)
     }
@@ -366,13 +366,13 @@ impl Fleet {
         let Some(entry) = self.inner.context.board.get(id) else {
             return false;
         };
-        self.send(&entry, entry.snapshot().state.internal_id, VehicleMsg::Crash { reason: reason.to_owned() });
+        self.send(&entry, entry.internal_id(), VehicleMsg::Crash { reason: reason.to_owned() });
         true
     }
 
     pub fn health(&self, id: &str) -> Option<VehicleHealth> {
         let entry = self.inner.context.board.get(id)?;
-        let internal_id = entry.snapshot().state.internal_id;
+        let internal_id = entry.internal_id();
         let slot = self.inner.registry.slots.get(&internal_id)?;
         Some(VehicleHealth {
             status: entry.status(),
@@ -440,12 +440,6 @@ impl Fleet {
         }
         Routed::Queued
     }
-}
-
-/// A vehicle's owner and internal id, from its current snapshot.
-fn owner_of(entry: &BoardEntry) -> (Uuid, Uuid) {
-    let snapshot = entry.snapshot();
-    (snapshot.state.user_id, snapshot.state.internal_id)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ async fn harness() -> Harness {
 async fn created(h: &Harness, user: Uuid, enode_id: &str) -> Uuid {
     h.fleet.observe(user, sample_vehicle(enode_id), DataSource::Webhook, ObservationKind::Updated);
     eventually_here("created", || h.fleet.board().get(enode_id).is_some()).await;
-    h.fleet.board().get(enode_id).map(|e| e.snapshot().state.internal_id).expect("on the board")
+    h.fleet.board().get(enode_id).map(|e| e.internal_id()).expect("on the board")
 }
 
 fn battery(fleet: &Fleet, id: &str) -> Option<f64> {
@@ -170,7 +170,7 @@ async fn removal_stops_the_actor_and_deletes_the_row() {
     let h = harness().await;
     h.fleet.observe(Uuid::new_v4(), sample_vehicle("a"), DataSource::Webhook, ObservationKind::Updated);
     eventually_here("created", || h.fleet.board().get("a").is_some()).await;
-    let id = h.fleet.board().get("a").unwrap().snapshot().state.internal_id;
+    let id = h.fleet.board().get("a").unwrap().internal_id();
     h.write_behind.flush(Duration::from_secs(1)).await.unwrap();
     assert!(h.fleet.remove("a").await.unwrap());
     assert!(h.fleet.board().get("a").is_none());
@@ -287,7 +287,7 @@ mod sleeping {
     /// The running actor on the board entry, by id, if the supervisor also knows it runs this
     /// vehicle (it finds a failed actor's vehicle that way). None when the entry holds none.
     fn running_actor(fleet: &Fleet, entry: &BoardEntry) -> Option<ractor::ActorId> {
-        let internal_id = entry.snapshot().state.internal_id;
+        let internal_id = entry.internal_id();
         let id = entry.actor()?.get_id();
         let supervised = fleet.inner.registry.by_actor.get(&id).map(|v| *v.value());
         assert_eq!(supervised, Some(internal_id), "the supervisor knows the entry's actor");
@@ -354,7 +354,7 @@ mod sleeping {
     async fn the_failure_of_an_actor_already_replaced_starts_no_second_one() {
         let (_clock, h, user) = vehicle_a_that_sleeps_after_a_minute().await;
         let entry = h.fleet.board().get("a").expect("on the board");
-        let internal_id = entry.snapshot().state.internal_id;
+        let internal_id = entry.internal_id();
         let running = running_actor(&h.fleet, &entry);
 
         let supervisor = h.fleet.inner.supervisor.get_cell();
@@ -399,7 +399,7 @@ mod sleeping {
         assert!(h.fleet.stats().slept > 0 && h.fleet.stats().woken > 0, "{:?}", h.fleet.stats());
         h.write_behind.flush(Duration::from_secs(2)).await.unwrap();
         for id in &ids {
-            let internal = h.fleet.board().get(id).unwrap().snapshot().state.internal_id;
+            let internal = h.fleet.board().get(id).unwrap().internal_id();
             assert_eq!(h.store.vehicle(internal).unwrap().vehicle.charge_state.battery_level, Some(200.0));
         }
         assert_eq!(h.fleet.stats().dropped, 0);
@@ -463,7 +463,7 @@ mod charging {
         assert_eq!(body["pendingAction"]["id"], action.id.as_str());
 
         let confirmed = upstream.resolve(&action.id, ActionState::Confirmed).unwrap();
-        let user = fleet.board().get("car").unwrap().snapshot().state.user_id;
+        let user = fleet.board().get("car").unwrap().owner();
         fleet.action_updated(user, confirmed);
         eventually_here("confirmed", || action_state(&fleet) == Some(ActionState::Confirmed)).await;
         let body: serde_json::Value =

@@ -223,7 +223,7 @@ impl RefreshScheduler {
     /// Asks for a refresh of this vehicle as soon as the budget allows (admin). False if unknown.
     pub fn request(&self, id: &str) -> bool {
         let Some(entry) = self.inner.fleet.board().get(id) else { return false };
-        self.inner.requested.insert(entry.snapshot().state.internal_id, ());
+        self.inner.requested.insert(entry.internal_id(), ());
         self.inner.wake.notify_one();
         true
     }

@@ -77,7 +77,7 @@ impl Harness {
     }
 
     fn internal(&self, id: &str) -> Uuid {
-        self.fleet.board().get(id).unwrap().snapshot().state.internal_id
+        self.fleet.board().get(id).unwrap().internal_id()
     }
 }
 
@@ -148,7 +148,7 @@ async fn a_healthy_webhook_stream_vouches_and_silence_falls_back_to_refreshes() 
     let mut vehicle: Vehicle = crate::testing::sample_vehicle("v0");
     vehicle.last_seen = Some(now0() + chrono::Duration::seconds(1));
     h.stream.delivery(h.clock.now());
-    let user = h.fleet.board().get("v0").unwrap().snapshot().state.user_id;
+    let user = h.fleet.board().get("v0").unwrap().owner();
     h.fleet.observe(user, vehicle, DataSource::Webhook, ObservationKind::Updated);
     for _ in 0..200 {
         if h.fleet.board().get("v0").unwrap().snapshot().state.source == DataSource::Webhook {
@@ -202,7 +202,7 @@ async fn an_outage_pauses_everything_and_failures_back_off_per_vehicle() {
 async fn relink_required_and_degraded_vehicles_are_left_alone() {
     let h = harness(&[60], &[Tier::Pro], 1).await;
     h.read("v0");
-    let user = h.fleet.board().get("v0").unwrap().snapshot().state.user_id;
+    let user = h.fleet.board().get("v0").unwrap().owner();
     h.fleet.credentials_invalidated(user, None);
     for _ in 0..200 {
         if h.fleet.board().get("v0").unwrap().snapshot().state.relink_required {

@@ -222,6 +222,12 @@ impl ActorStatus {
 /// A vehicle's place on the board. Lives as long as the vehicle; the snapshot inside is swapped.
 #[derive(Debug)]
 pub struct BoardEntry {
+    /// The vehicle's internal id and owner: fixed for the entry's life (a merge never changes
+    /// them, and the board indexes the entry by both), so they are kept here, where a lookup has
+    /// just been, instead of behind the snapshot and its state (two more likely cache misses, and
+    /// a reference count taken and dropped, on every event routed and every ownership check).
+    internal_id: Uuid,
+    owner: Uuid,
     snapshot: ArcSwap<Snapshot>,
     /// Unix seconds of the last HA read (0: never). Written by readers, read by the refresh
     /// scheduler to know who is watching. Relaxed: an approximate time is all that is needed.
@@ -250,6 +256,8 @@ pub struct BoardEntry {
 impl BoardEntry {
     fn new(snapshot: Arc<Snapshot>) -> Self {
         Self {
+            internal_id: snapshot.facts.internal_id,
+            owner: snapshot.facts.user_id,
             received_at_ms: AtomicI64::new(snapshot.state.received_at.timestamp_millis()),
             snapshot: ArcSwap::new(snapshot),
             last_read: AtomicI64::new(0),
@@ -265,6 +273,16 @@ impl BoardEntry {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The vehicle's internal id.
+    pub fn internal_id(&self) -> Uuid {
+        self.internal_id
+    }
+
+    /// The user the vehicle belongs to.
+    pub fn owner(&self) -> Uuid {
+        self.owner
     }
 
     /// Records that a client read this vehicle at `now`.
@@ -336,6 +354,11 @@ impl BoardEntry {
     }
 
     pub(crate) fn swap(&self, snapshot: Arc<Snapshot>) {
+        debug_assert_eq!(
+            (snapshot.facts.internal_id, snapshot.facts.user_id),
+            (self.internal_id, self.owner),
+            "a vehicle's ids never change"
+        );
         self.received_at_ms.store(snapshot.state.received_at.timestamp_millis(), Ordering::Relaxed);
         self.snapshot.store(snapshot);
     }
@@ -428,15 +451,15 @@ impl SnapshotBoard {
     /// Takes a vehicle off the board: its reads become 404.
     pub fn remove(&self, internal_id: Uuid) -> Option<Arc<BoardEntry>> {
         let (_, entry) = self.by_uuid.remove(&internal_id)?;
-        let state = entry.snapshot().state.clone();
-        match canonical_uuid(&state.vehicle.id) {
+        let enode_id = &entry.snapshot().state.vehicle.id;
+        match canonical_uuid(enode_id) {
             Some(uuid) => drop(self.by_uuid.remove(&uuid)),
-            None => drop(self.by_other_id.remove(state.vehicle.id.as_str())),
+            None => drop(self.by_other_id.remove(enode_id.as_str())),
         }
-        if let Some(mut list) = self.by_user.get_mut(&state.user_id) {
+        if let Some(mut list) = self.by_user.get_mut(&entry.owner()) {
             list.retain(|e| !Arc::ptr_eq(e, &entry));
         }
-        self.by_user.remove_if(&state.user_id, |_, list| list.is_empty());
+        self.by_user.remove_if(&entry.owner(), |_, list| list.is_empty());
         Some(entry)
     }
 }

@@ -134,7 +134,7 @@ async fn status(
     Path(vehicle_id): Path<String>,
     IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response, ApiError> {
-    // One load of the snapshot serves the ownership check, the body and every header.
+    // Ownership is checked on the entry; one load of the snapshot serves the body and every header.
     let (entry, snapshot) = owned_snapshot(&app, &caller.user.id, &vehicle_id)?;
     let now = app.clock.now();
     entry.mark_read(now);
@@ -189,13 +189,18 @@ impl<S: Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
     }
 }
 
-/// The board entry of `vehicle_id` if it belongs to `user_id`.
+/// The board entry of `vehicle_id` if it belongs to `user_id`; another user's vehicle is not
+/// found, exactly like an unknown one.
 pub fn owned_entry(
     app: &AppState,
     user_id: &uuid::Uuid,
     vehicle_id: &str,
 ) -> Result<std::sync::Arc<BoardEntry>, ApiError> {
-    owned_snapshot(app, user_id, vehicle_id).map(|(entry, _)| entry)
+    app.fleet
+        .board()
+        .get(vehicle_id)
+        .filter(|entry| entry.owner() == *user_id)
+        .ok_or(ApiError::NotFound("vehicle not found"))
 }
 
 /// The board entry of `vehicle_id` and its current snapshot, if it belongs to `user_id`.
@@ -204,12 +209,8 @@ fn owned_snapshot(
     user_id: &uuid::Uuid,
     vehicle_id: &str,
 ) -> Result<(std::sync::Arc<BoardEntry>, std::sync::Arc<Snapshot>), ApiError> {
-    let not_found = || ApiError::NotFound("vehicle not found");
-    let entry = app.fleet.board().get(vehicle_id).ok_or_else(not_found)?;
+    let entry = owned_entry(app, user_id, vehicle_id)?;
     let snapshot = entry.snapshot();
-    if snapshot.facts.user_id != *user_id {
-        return Err(not_found());
-    }
     Ok((entry, snapshot))
 }
 

@@ -210,7 +210,7 @@ async fn set_odometer(
         )));
     }
     let entry = owned_entry(&app, &caller.user.id, &vehicle_id)?;
-    let internal_id = entry.snapshot().state.internal_id;
+    let internal_id = entry.internal_id();
     let session = app
         .store
         .set_latest_session_odometer(internal_id, body.odometer_km)

@@ -84,7 +84,7 @@ async fn a_degraded_actor_shows_first_with_its_history_and_can_be_restarted() {
     let db = TestDatabase::sqlite();
     let app = TestApp::start(admin_config(&db)).await;
     let (user, key) = three_cars(&app).await;
-    let car1_internal = app.state.fleet.board().get("car-1").unwrap().snapshot().state.internal_id.to_string();
+    let car1_internal = app.state.fleet.board().get("car-1").unwrap().internal_id().to_string();
     app.degrade("car-1", "admin test").await;
     // Still serving its last snapshot, flagged.
     let response = app.get(&key, "/api/status/car-1").await;

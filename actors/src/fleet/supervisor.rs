@@ -157,10 +157,9 @@ impl SupervisorState {
     ) {
         if let Some(entry) = self.context.board.get(&vehicle.id) {
             // Created by an earlier message in this mailbox: deliver instead.
-            let state = entry.snapshot().state.clone();
-            if state.user_id == user_id {
+            if entry.owner() == user_id {
                 let msg = VehicleMsg::Observe { vehicle, source, kind };
-                self.deliver(myself, state.internal_id, msg, 0).await;
+                self.deliver(myself, entry.internal_id(), msg, 0).await;
             }
             return;
         }

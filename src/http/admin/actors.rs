@@ -157,7 +157,7 @@ pub async fn restart(
     Path(id): Path<String>,
 ) -> Result<Json<RestartAnswer>, ApiError> {
     let entry = app.fleet.board().get(&id).ok_or(ApiError::NotFound("vehicle not found"))?;
-    let internal_id = entry.snapshot().state.internal_id;
+    let internal_id = entry.internal_id();
     let restarted = app
         .fleet
         .restart(&id)
@@ -201,7 +201,7 @@ pub async fn refresh(
             retry_after_secs: None,
         });
     }
-    let internal_id = entry.snapshot().state.internal_id;
+    let internal_id = entry.internal_id();
     if !app.refresh.request(&id) {
         return Err(ApiError::NotFound("vehicle not found"));
     }
