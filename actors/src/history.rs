@@ -4,7 +4,13 @@
 //!
 //! Memory matters more than depth: a fleet has tens of thousands of vehicles, most of them quiet.
 //! So a vehicle's ring is allocated on its first event, holds at most `CAPACITY` compact entries
-//! (a timestamp, two one-byte enums and an optional short note), and details are truncated.
+//! (two timestamps, a count, two one-byte enums and an optional short note), and details are
+//! truncated.
+//!
+//! An event like the newest one (same kind, outcome and note) is counted into it instead of taking
+//! an entry of its own. A car reports every minute or so: one entry per webhook filled the ring in
+//! half an hour, and the restart or failed refresh an admin came to find had been pushed out by
+//! routine traffic. Now the ring holds the last `CAPACITY` changes of what happened.
 //!
 //! Recording never waits on anything but one vehicle's entry in a sharded map: callers on hot-ish
 //! paths (webhook ingest, the supervisor) can call it inline.
@@ -57,28 +63,46 @@ pub enum Outcome {
     Failed,
 }
 
-/// One entry of a vehicle's history.
+/// One entry of a vehicle's history: `count` events alike, the first at `first_at`, the newest at
+/// `at`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HistoryEvent {
     pub at: DateTime<Utc>,
+    pub first_at: DateTime<Utc>,
+    pub count: u32,
     pub kind: EventKind,
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<Box<str>>,
 }
 
-/// Compact storage form: 8 + 1 + 1 bytes plus the note pointer (32 bytes with padding).
+/// Compact storage form: 8 + 8 + 4 + 1 + 1 bytes plus the note pointer (40 bytes with padding).
 struct Entry {
     at_millis: i64,
+    first_millis: i64,
+    count: u32,
     kind: EventKind,
     outcome: Outcome,
     note: Option<Box<str>>,
 }
 
 impl Entry {
+    fn new(at: DateTime<Utc>, kind: EventKind, outcome: Outcome, note: Option<Box<str>>) -> Self {
+        let at_millis = at.timestamp_millis();
+        Self { at_millis, first_millis: at_millis, count: 1, kind, outcome, note }
+    }
+
+    /// Whether `other` is the same event again (it is then counted into this entry).
+    fn is_like(&self, other: &Entry) -> bool {
+        self.kind == other.kind && self.outcome == other.outcome && self.note == other.note
+    }
+
     fn to_event(&self) -> HistoryEvent {
+        let time = |millis| DateTime::from_timestamp_millis(millis).unwrap_or_default();
         HistoryEvent {
-            at: DateTime::from_timestamp_millis(self.at_millis).unwrap_or_default(),
+            at: time(self.at_millis),
+            first_at: time(self.first_millis),
+            count: self.count,
             kind: self.kind,
             outcome: self.outcome,
             note: self.note.clone(),
@@ -99,18 +123,23 @@ impl History {
 
     /// Records an event for a vehicle (its internal id).
     pub fn record(&self, vehicle: Uuid, at: DateTime<Utc>, kind: EventKind, outcome: Outcome) {
-        self.push(vehicle, Entry { at_millis: at.timestamp_millis(), kind, outcome, note: None });
+        self.push(vehicle, Entry::new(at, kind, outcome, None));
     }
 
     /// Records an event with a short note (an error, a status). Never put a secret, a key or a
     /// push URL here: the admin page shows it.
     pub fn record_with_note(&self, vehicle: Uuid, at: DateTime<Utc>, kind: EventKind, outcome: Outcome, note: &str) {
         let note = truncate(note, MAX_NOTE);
-        self.push(vehicle, Entry { at_millis: at.timestamp_millis(), kind, outcome, note: Some(note.into()) });
+        self.push(vehicle, Entry::new(at, kind, outcome, Some(note.into())));
     }
 
     fn push(&self, vehicle: Uuid, entry: Entry) {
         let mut ring = self.rings.entry(vehicle).or_default();
+        if let Some(newest) = ring.back_mut().filter(|newest| newest.is_like(&entry)) {
+            newest.at_millis = entry.at_millis;
+            newest.count = newest.count.saturating_add(1);
+            return;
+        }
         if ring.len() == CAPACITY {
             ring.pop_front();
         } else if ring.capacity() == 0 {
@@ -170,13 +199,47 @@ mod tests {
         let history = History::new();
         let vehicle = Uuid::new_v4();
         let start = Utc::now();
+        // Outcomes alternate, so no event is like the one before it.
         for i in 0..(CAPACITY as i64 + 5) {
-            history.record(vehicle, start + chrono::Duration::seconds(i), EventKind::Webhook, Outcome::Ok);
+            let outcome = if i % 2 == 0 { Outcome::Ok } else { Outcome::Ignored };
+            history.record(vehicle, start + chrono::Duration::seconds(i), EventKind::Webhook, outcome);
         }
         let events = history.events(vehicle);
         assert_eq!(events.len(), CAPACITY);
         assert!(events[0].at > events[1].at);
         assert_eq!(events[CAPACITY - 1].at.timestamp(), (start + chrono::Duration::seconds(5)).timestamp());
+        assert!(events.iter().all(|e| e.count == 1 && e.first_at == e.at));
+    }
+
+    #[test]
+    fn routine_traffic_is_counted_and_never_pushes_out_what_happened_between() {
+        let history = History::new();
+        let vehicle = Uuid::new_v4();
+        // Kept to the millisecond: start on a whole second.
+        let start = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+        let at = |minute: i64| start + chrono::Duration::minutes(minute);
+        for minute in 0..100 {
+            history.record(vehicle, at(minute), EventKind::Webhook, Outcome::Ok);
+        }
+        history.record_with_note(vehicle, at(100), EventKind::Restart, Outcome::Failed, "panicked");
+        for minute in 101..1000 {
+            history.record(vehicle, at(minute), EventKind::Webhook, Outcome::Ok);
+        }
+        let events = history.events(vehicle);
+        assert_eq!(events.len(), 3, "{events:?}");
+        let (newest, restart, oldest) = (&events[0], &events[1], &events[2]);
+        assert_eq!((newest.count, newest.first_at, newest.at), (899, at(101), at(999)));
+        assert_eq!((restart.kind, restart.count, restart.at), (EventKind::Restart, 1, at(100)));
+        assert_eq!((oldest.count, oldest.first_at, oldest.at), (100, at(0), at(99)));
+        assert_eq!(history.last(vehicle, EventKind::Webhook).map(|e| e.at), Some(at(999)));
+        // Another outcome, or another note, is another entry.
+        history.record(vehicle, at(1000), EventKind::Webhook, Outcome::Refused);
+        history.record_with_note(vehicle, at(1001), EventKind::Webhook, Outcome::Refused, "wrong owner");
+        history.record_with_note(vehicle, at(1002), EventKind::Webhook, Outcome::Refused, "wrong owner");
+        let events = history.events(vehicle);
+        assert_eq!(events.len(), 5);
+        assert_eq!((events[0].count, events[0].note.as_deref()), (2, Some("wrong owner")));
+        assert_eq!((events[1].count, events[1].note.as_deref()), (1, None));
     }
 
     #[test]
@@ -195,6 +258,6 @@ mod tests {
 
     #[test]
     fn an_entry_stays_compact() {
-        assert!(std::mem::size_of::<Entry>() <= 32);
+        assert!(std::mem::size_of::<Entry>() <= 40);
     }
 }
