@@ -9,6 +9,7 @@ pub mod fleet;
 mod flush;
 pub mod freshness;
 pub mod history;
+pub mod interned;
 mod maps;
 pub mod model;
 pub mod ports;

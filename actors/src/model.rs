@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::interned::Interned;
+
 /// Keys this model does not know, kept so they round-trip.
 pub type Extra = Map<String, Value>;
 
@@ -19,7 +21,7 @@ pub struct Vehicle {
     #[serde(default)]
     pub user_id: Option<String>,
     #[serde(default)]
-    pub vendor: Option<String>,
+    pub vendor: Option<Interned>,
     #[serde(default, deserialize_with = "instant::deserialize")]
     pub last_seen: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -37,7 +39,7 @@ pub struct Vehicle {
     #[serde(default, deserialize_with = "null_as_default")]
     pub capabilities: Capabilities,
     #[serde(default, deserialize_with = "null_as_default")]
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Interned>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -48,9 +50,9 @@ pub struct Information {
     #[serde(default)]
     pub vin: Option<String>,
     #[serde(default)]
-    pub brand: Option<String>,
+    pub brand: Option<Interned>,
     #[serde(default)]
-    pub model: Option<String>,
+    pub model: Option<Interned>,
     #[serde(default)]
     pub year: Option<i32>,
     #[serde(default)]
@@ -117,11 +119,11 @@ impl Default for ChargeState {
 /// the helpers below name the ones the service reasons about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct PowerDeliveryState(pub String);
+pub struct PowerDeliveryState(pub Interned);
 
 impl Default for PowerDeliveryState {
     fn default() -> Self {
-        Self("UNKNOWN".to_owned())
+        Self::new(Self::UNKNOWN)
     }
 }
 
@@ -134,7 +136,7 @@ impl PowerDeliveryState {
     pub const INITIALIZING: &'static str = "PLUGGED_IN:INITIALIZING";
 
     pub fn new(state: &str) -> Self {
-        Self(state.to_owned())
+        Self(Interned::new(state))
     }
 
     pub fn as_str(&self) -> &str {
@@ -142,7 +144,7 @@ impl PowerDeliveryState {
     }
 
     pub fn is_charging(&self) -> bool {
-        self.0 == Self::CHARGING
+        self.as_str() == Self::CHARGING
     }
 
     pub fn is_plugged_in(&self) -> bool {
@@ -225,7 +227,7 @@ pub struct Capability {
     #[serde(default)]
     pub is_capable: bool,
     #[serde(default)]
-    pub intervention_ids: Vec<String>,
+    pub intervention_ids: Vec<Interned>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -254,7 +256,7 @@ impl Vehicle {
             .flatten()
             .filter(|p| !p.is_empty())
             .collect();
-        if parts.is_empty() { self.vendor.clone() } else { Some(parts.join(" ")) }
+        if parts.is_empty() { self.vendor.as_deref().map(str::to_owned) } else { Some(parts.join(" ")) }
     }
 }
 

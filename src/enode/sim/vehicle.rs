@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::clock::{SimMillis, to_datetime};
 use super::rng::SimRng;
 use super::vendors::{self, ModelSpec, VendorSpec};
+use crate::enode::model::Interned;
 use crate::enode::model::{
     Capabilities, Capability, ChargeState, Extra, Information, Location, Odometer, PowerDeliveryState,
     SmartChargingPolicy, Vehicle,
@@ -189,8 +190,8 @@ impl SimVehicle {
     pub fn information(&self) -> Information {
         Information {
             vin: Some(self.vin()),
-            brand: Some(self.vendor_spec().brand.to_owned()),
-            model: Some(self.model_spec().name.to_owned()),
+            brand: Some(self.vendor_spec().brand.into()),
+            model: Some(self.model_spec().name.into()),
             year: Some(i32::from(self.year)),
             display_name: None,
             extra: Extra::new(),
@@ -213,12 +214,12 @@ impl SimVehicle {
         }
     }
 
-    pub fn scopes(&self) -> Vec<String> {
-        let mut scopes = vec!["vehicle:read:data".to_owned()];
+    pub fn scopes(&self) -> Vec<Interned> {
+        let mut scopes = vec![Interned::new("vehicle:read:data")];
         if !self.vendor_spec().quirks.no_location {
-            scopes.push("vehicle:read:location".to_owned());
+            scopes.push(Interned::new("vehicle:read:location"));
         }
-        scopes.push("vehicle:control:charging".to_owned());
+        scopes.push(Interned::new("vehicle:control:charging"));
         scopes
     }
 
@@ -229,7 +230,7 @@ impl SimVehicle {
         Vehicle {
             id: self.id.to_string(),
             user_id: Some(self.user.to_string()),
-            vendor: Some(self.vendor_spec().vendor.to_owned()),
+            vendor: Some(self.vendor_spec().vendor.into()),
             last_seen: Some(to_datetime(self.last_seen)),
             is_reachable: Some(r.is_reachable),
             information: self.information(),
@@ -279,7 +280,7 @@ impl SimVehicle {
         Vehicle {
             id: self.id.to_string(),
             user_id: Some(self.user.to_string()),
-            vendor: Some(self.vendor_spec().vendor.to_owned()),
+            vendor: Some(self.vendor_spec().vendor.into()),
             last_seen: Some(to_datetime(at)),
             is_reachable: None,
             information: self.information(),
