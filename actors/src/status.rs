@@ -38,8 +38,12 @@ impl<'a> StatusView<'a> {
     /// here (the `same_means_same_bytes` test and the debug assertion below catch a
     /// state judged the same whose body differs).
     pub fn same(a: &VehicleState, b: &VehicleState) -> bool {
+        // The vehicle's clocks first: they differ in nearly every new state, and the merge has
+        // just read both, where the derived comparison starts with two strings of the older
+        // state's, likely out of the caches. Equal clocks say nothing; the whole comparison follows.
         let same = a.internal_id == b.internal_id
             && a.relink_required == b.relink_required
+            && a.vehicle.observed_at() == b.vehicle.observed_at()
             && a.charge_action == b.charge_action
             && a.vehicle == b.vehicle;
         debug_assert!(
