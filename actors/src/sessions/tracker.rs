@@ -86,17 +86,18 @@ impl Observation {
     }
 }
 
-/// Who a tracker's sessions belong to.
-#[derive(Clone, Debug)]
-pub struct Owner {
+/// Who a tracker's sessions belong to. Borrowed from the state: every state change is observed,
+/// and the Enode id is copied only into a session that starts.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
     pub user_id: Uuid,
     pub vehicle_id: Uuid,
-    pub enode_vehicle_id: String,
+    pub enode_vehicle_id: &'a str,
 }
 
-impl Owner {
-    pub fn of(state: &VehicleState) -> Self {
-        Self { user_id: state.user_id, vehicle_id: state.internal_id, enode_vehicle_id: state.vehicle.id.clone() }
+impl<'a> Owner<'a> {
+    pub fn of(state: &'a VehicleState) -> Self {
+        Self { user_id: state.user_id, vehicle_id: state.internal_id, enode_vehicle_id: &state.vehicle.id }
     }
 }
 
@@ -149,7 +150,7 @@ impl Tracker {
     /// The vehicle's state as restored at start: the last state seen before the restart, already
     /// taken into account then. Only a charging vehicle without an open session means something
     /// (the session's opening was not stored before the service stopped).
-    pub fn restored(&mut self, obs: &Observation, owner: &Owner, now: DateTime<Utc>) -> Step {
+    pub fn restored(&mut self, obs: &Observation, owner: &Owner<'_>, now: DateTime<Utc>) -> Step {
         match (&self.open, obs.plug) {
             (None, Plug::Charging) => self.start(obs, owner, now),
             _ => Step::Nothing,
@@ -160,7 +161,7 @@ impl Tracker {
     pub fn observe(
         &mut self,
         obs: &Observation,
-        owner: &Owner,
+        owner: &Owner<'_>,
         now: DateTime<Utc>,
         rate: impl FnOnce() -> Option<ElectricityRate>,
     ) -> Step {
@@ -202,7 +203,7 @@ impl Tracker {
         }
     }
 
-    fn start(&mut self, obs: &Observation, owner: &Owner, now: DateTime<Utc>) -> Step {
+    fn start(&mut self, obs: &Observation, owner: &Owner<'_>, now: DateTime<Utc>) -> Step {
         let Some(battery) = obs.battery else {
             return Step::Nothing;
         };
@@ -210,7 +211,7 @@ impl Tracker {
             id: Uuid::new_v4(),
             user_id: owner.user_id,
             vehicle_id: owner.vehicle_id,
-            enode_vehicle_id: owner.enode_vehicle_id.clone(),
+            enode_vehicle_id: owner.enode_vehicle_id.to_owned(),
             start_time: obs.at,
             end_time: None,
             battery_level_start: battery,

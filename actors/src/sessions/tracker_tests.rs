@@ -26,8 +26,8 @@ fn charging(minutes: i64, battery: f64) -> Observation {
     obs(minutes, Plug::Charging, battery, Some(11.0))
 }
 
-fn owner() -> Owner {
-    Owner { user_id: Uuid::nil(), vehicle_id: Uuid::nil(), enode_vehicle_id: "car".into() }
+fn owner() -> Owner<'static> {
+    Owner { user_id: Uuid::nil(), vehicle_id: Uuid::nil(), enode_vehicle_id: "car" }
 }
 
 fn rate() -> Option<ElectricityRate> {
