@@ -231,7 +231,7 @@ impl RefreshScheduler {
     /// How fresh the vehicle on `entry` is right now.
     pub fn freshness(&self, entry: &BoardEntry, now: DateTime<Utc>) -> Freshness {
         let snapshot = entry.snapshot();
-        let owner_tier = self.inner.audience.tier(snapshot.facts.user_id);
+        let owner_tier = self.inner.audience.tier(entry.owner());
         self.freshness_of(entry, &snapshot.facts, owner_tier, now)
     }
 
@@ -239,8 +239,8 @@ impl RefreshScheduler {
     /// user of `owner_tier`: an HA read knows both (the snapshot it serves, the caller who owns
     /// it), and looking them up again was a measurable part of every poll.
     pub fn freshness_of(&self, entry: &BoardEntry, facts: &Facts, owner_tier: Tier, now: DateTime<Utc>) -> Freshness {
-        let info = self.inner.vehicles.get(&facts.internal_id).map(|i| i.clone()).unwrap_or_default();
-        let wanted = self.is_wanted(entry, facts, now);
+        let info = self.inner.vehicles.get(&entry.internal_id()).map(|i| i.clone()).unwrap_or_default();
+        let wanted = self.is_wanted(entry, now);
         let age = elapsed(self.fresh_as_of(facts, &info, now), now);
         let stale = age > self.inner.policy.targets.for_tier(owner_tier);
         let eligible = self.is_eligible(entry, facts, &info, now);
@@ -274,8 +274,8 @@ impl RefreshScheduler {
         self.inner.policy.targets.for_tier(self.inner.audience.tier(state.user_id))
     }
 
-    fn is_wanted(&self, entry: &BoardEntry, facts: &Facts, now: DateTime<Utc>) -> bool {
-        self.inner.policy.is_wanted(entry.last_read(), || self.inner.audience.has_push_target(facts.internal_id), now)
+    fn is_wanted(&self, entry: &BoardEntry, now: DateTime<Utc>) -> bool {
+        self.inner.policy.is_wanted(entry.last_read(), || self.inner.audience.has_push_target(entry.internal_id()), now)
     }
 
     /// The last moment the data was known to be current.
@@ -361,7 +361,7 @@ impl RefreshScheduler {
             let score = if requested {
                 f64::INFINITY
             } else {
-                if !self.is_wanted(&entry, facts, now) {
+                if !self.is_wanted(&entry, now) {
                     continue;
                 }
                 let target = self.target(state);

@@ -59,14 +59,13 @@ impl Rendered {
     }
 }
 
-/// The few fields of a vehicle's state that a poll reads besides the body: who owns it, when its
-/// data arrived and from where, whether it needs a relink. `state` is an allocation of its own,
+/// The few fields of a vehicle's state that a poll reads besides the body: when its data arrived
+/// and from where, whether it needs a relink (its ids, fixed for its life, are on its board
+/// entry). `state` is an allocation of its own,
 /// and among 100 000 vehicles reaching into it cost each poll two more cache misses (about 0.3 us
 /// in `cargo bench --bench read_path`, status/100000); the snapshot is loaded anyway.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Facts {
-    pub internal_id: Uuid,
-    pub user_id: Uuid,
     pub received_at: DateTime<Utc>,
     pub source: DataSource,
     pub relink_required: bool,
@@ -74,13 +73,7 @@ pub struct Facts {
 
 impl Facts {
     fn of(state: &VehicleState) -> Self {
-        Self {
-            internal_id: state.internal_id,
-            user_id: state.user_id,
-            received_at: state.received_at,
-            source: state.source,
-            relink_required: state.relink_required,
-        }
+        Self { received_at: state.received_at, source: state.source, relink_required: state.relink_required }
     }
 }
 
@@ -256,8 +249,8 @@ pub struct BoardEntry {
 impl BoardEntry {
     fn new(snapshot: Arc<Snapshot>) -> Self {
         Self {
-            internal_id: snapshot.facts.internal_id,
-            owner: snapshot.facts.user_id,
+            internal_id: snapshot.state.internal_id,
+            owner: snapshot.state.user_id,
             received_at_ms: AtomicI64::new(snapshot.state.received_at.timestamp_millis()),
             snapshot: ArcSwap::new(snapshot),
             last_read: AtomicI64::new(0),
@@ -355,7 +348,7 @@ impl BoardEntry {
 
     pub(crate) fn swap(&self, snapshot: Arc<Snapshot>) {
         debug_assert_eq!(
-            (snapshot.facts.internal_id, snapshot.facts.user_id),
+            (snapshot.state.internal_id, snapshot.state.user_id),
             (self.internal_id, self.owner),
             "a vehicle's ids never change"
         );

@@ -8,9 +8,8 @@ use uuid::Uuid;
 use super::clock::{SimMillis, to_datetime};
 use super::rng::SimRng;
 use super::vendors::{self, ModelSpec, VendorSpec};
-use crate::enode::model::Interned;
 use crate::enode::model::{
-    Capabilities, Capability, ChargeState, Extra, Information, Location, Odometer, PowerDeliveryState,
+    Capabilities, Capability, ChargeState, Extra, Information, Interned, Location, Odometer, PowerDeliveryState,
     SmartChargingPolicy, Vehicle,
 };
 
