@@ -164,9 +164,8 @@ impl Fleet {
     /// Starts the supervisor. Vehicles come from `restore` and from observations.
     pub async fn start(context: Arc<VehicleContext>, config: FleetConfig) -> Result<Self, FleetError> {
         let registry = Arc::new(Registry::default());
-        let history = Arc::new(History::new());
-        let supervisor =
-            supervisor::start(Arc::clone(&context), Arc::clone(&registry), config, Arc::clone(&history)).await?;
+        let history = Arc::new(History::new(Arc::clone(&context.board)));
+        let supervisor = supervisor::start(Arc::clone(&context), Arc::clone(&registry), config).await?;
         let restored = AtomicBool::new(false);
         Ok(Self { inner: Arc::new(FleetInner { context, registry, supervisor, restored, history }) })
     }
@@ -229,8 +228,7 @@ impl Fleet {
             tracing::warn!(vehicle = %vehicle.id, "event names a different owner than the vehicle has; ignored");
             if source == DataSource::Webhook {
                 let now = self.inner.context.clock.now();
-                let history = &self.inner.history;
-                history.record_with_note(internal_id, now, EventKind::Webhook, Outcome::Refused, "wrong owner");
+                entry.history().record_with_note(now, EventKind::Webhook, Outcome::Refused, "wrong owner");
             }
             return Routed::WrongOwner;
         }
@@ -270,7 +268,7 @@ impl Fleet {
     ) -> Routed {
         if source == DataSource::Webhook {
             let now = self.inner.context.clock.now();
-            self.inner.history.record(internal_id, now, EventKind::Webhook, Outcome::Ok);
+            entry.history().record(now, EventKind::Webhook, Outcome::Ok);
         }
         self.send(entry, internal_id, VehicleMsg::Observe { vehicle, source, kind })
     }
@@ -284,7 +282,7 @@ impl Fleet {
             if vendor.is_none_or(|v| own.is_some_and(|own| own.eq_ignore_ascii_case(v))) {
                 let now = self.inner.context.clock.now();
                 let internal_id = entry.internal_id();
-                self.inner.history.record(internal_id, now, EventKind::CredentialsInvalidated, Outcome::Ok);
+                entry.history().record(now, EventKind::CredentialsInvalidated, Outcome::Ok);
                 self.send(&entry, internal_id, VehicleMsg::CredentialsInvalidated);
                 count += 1;
             }
@@ -320,11 +318,11 @@ impl Fleet {
         match &result {
             Ok(action) => {
                 let note = format!("{} {:?}", kind.as_str(), action.state);
-                self.inner.history.record_with_note(internal_id, now, EventKind::Command, Outcome::Ok, &note);
+                entry.history().record_with_note(now, EventKind::Command, Outcome::Ok, &note);
             }
             Err(err) => {
                 let note = format!("{}: {err}", kind.as_str());
-                self.inner.history.record_with_note(internal_id, now, EventKind::Command, Outcome::Failed, &note);
+                entry.history().record_with_note(now, EventKind::Command, Outcome::Failed, &note);
             }
         }
         result

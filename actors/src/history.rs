@@ -12,15 +12,20 @@
 //! half an hour, and the restart or failed refresh an admin came to find had been pushed out by
 //! routine traffic. Now the ring holds the last `CAPACITY` changes of what happened.
 //!
-//! Recording never waits on anything but one vehicle's entry in a sharded map: callers on hot-ish
-//! paths (webhook ingest, the supervisor) can call it inline.
+//! A vehicle's ring lives on its board entry (`BoardEntry::history`): the webhook path records
+//! into it where it has just looked the vehicle up, and it goes when the vehicle goes. `History`
+//! finds a ring by the vehicle's internal id, for callers that hold only the id (pushes, refreshes,
+//! the admin API). Recording waits on nothing but that one ring's lock: hot-ish paths (webhook
+//! ingest, the supervisor) call it inline.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dashmap::DashMap;
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::snapshot::SnapshotBoard;
 
 /// Entries kept per vehicle; older ones fall off.
 pub const CAPACITY: usize = 32;
@@ -76,6 +81,7 @@ pub struct HistoryEvent {
     pub note: Option<Box<str>>,
 }
 
+#[derive(Debug)]
 /// Compact storage form: 8 + 8 + 4 + 1 + 1 bytes plus the note pointer (40 bytes with padding).
 struct Entry {
     at_millis: i64,
@@ -110,31 +116,27 @@ impl Entry {
     }
 }
 
-/// Every vehicle's ring, by internal vehicle id.
-#[derive(Default)]
-pub struct History {
-    rings: DashMap<Uuid, VecDeque<Entry>>,
+/// One vehicle's ring (on its board entry). Empty, it holds no allocation.
+#[derive(Debug, Default)]
+pub struct Ring {
+    entries: VecDeque<Entry>,
 }
 
-impl History {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records an event for a vehicle (its internal id).
-    pub fn record(&self, vehicle: Uuid, at: DateTime<Utc>, kind: EventKind, outcome: Outcome) {
-        self.push(vehicle, Entry::new(at, kind, outcome, None));
+impl Ring {
+    /// Records an event.
+    pub fn record(&mut self, at: DateTime<Utc>, kind: EventKind, outcome: Outcome) {
+        self.push(Entry::new(at, kind, outcome, None));
     }
 
     /// Records an event with a short note (an error, a status). Never put a secret, a key or a
     /// push URL here: the admin page shows it.
-    pub fn record_with_note(&self, vehicle: Uuid, at: DateTime<Utc>, kind: EventKind, outcome: Outcome, note: &str) {
+    pub fn record_with_note(&mut self, at: DateTime<Utc>, kind: EventKind, outcome: Outcome, note: &str) {
         let note = truncate(note, MAX_NOTE);
-        self.push(vehicle, Entry::new(at, kind, outcome, Some(note.into())));
+        self.push(Entry::new(at, kind, outcome, Some(note.into())));
     }
 
-    fn push(&self, vehicle: Uuid, entry: Entry) {
-        let mut ring = self.rings.entry(vehicle).or_default();
+    fn push(&mut self, entry: Entry) {
+        let ring = &mut self.entries;
         if let Some(newest) = ring.back_mut().filter(|newest| newest.is_like(&entry)) {
             newest.at_millis = entry.at_millis;
             newest.count = newest.count.saturating_add(1);
@@ -149,32 +151,50 @@ impl History {
         ring.push_back(entry);
     }
 
-    /// The vehicle's events, newest first.
-    pub fn events(&self, vehicle: Uuid) -> Vec<HistoryEvent> {
-        let Some(ring) = self.rings.get(&vehicle) else {
-            return Vec::new();
-        };
-        ring.iter().rev().map(Entry::to_event).collect()
+    /// The events, newest first.
+    pub fn events(&self) -> Vec<HistoryEvent> {
+        self.entries.iter().rev().map(Entry::to_event).collect()
     }
 
     /// The newest event of `kind`, if any is still in the ring.
+    pub fn last(&self, kind: EventKind) -> Option<HistoryEvent> {
+        self.entries.iter().rev().find(|e| e.kind == kind).map(Entry::to_event)
+    }
+}
+
+/// Every vehicle's ring, found by internal vehicle id on the board. A vehicle not on the board
+/// (never created, or removed) has no history: what is recorded for it is dropped.
+pub struct History {
+    board: Arc<SnapshotBoard>,
+}
+
+impl History {
+    pub fn new(board: Arc<SnapshotBoard>) -> Self {
+        Self { board }
+    }
+
+    /// Records an event for a vehicle (its internal id).
+    pub fn record(&self, vehicle: Uuid, at: DateTime<Utc>, kind: EventKind, outcome: Outcome) {
+        if let Some(entry) = self.board.by_internal_id(vehicle) {
+            entry.history().record(at, kind, outcome);
+        }
+    }
+
+    /// Records an event with a short note (see `Ring::record_with_note`).
+    pub fn record_with_note(&self, vehicle: Uuid, at: DateTime<Utc>, kind: EventKind, outcome: Outcome, note: &str) {
+        if let Some(entry) = self.board.by_internal_id(vehicle) {
+            entry.history().record_with_note(at, kind, outcome, note);
+        }
+    }
+
+    /// The vehicle's events, newest first.
+    pub fn events(&self, vehicle: Uuid) -> Vec<HistoryEvent> {
+        self.board.by_internal_id(vehicle).map(|entry| entry.history().events()).unwrap_or_default()
+    }
+
+    /// The vehicle's newest event of `kind`, if any is still in its ring.
     pub fn last(&self, vehicle: Uuid, kind: EventKind) -> Option<HistoryEvent> {
-        let ring = self.rings.get(&vehicle)?;
-        ring.iter().rev().find(|e| e.kind == kind).map(Entry::to_event)
-    }
-
-    /// Drops a removed vehicle's history.
-    pub fn forget(&self, vehicle: Uuid) {
-        self.rings.remove(&vehicle);
-    }
-
-    /// Vehicles with a ring (for tests and memory checks).
-    pub fn len(&self) -> usize {
-        self.rings.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rings.is_empty()
+        self.board.by_internal_id(vehicle)?.history().last(kind)
     }
 }
 
@@ -193,18 +213,19 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::Snapshot;
+    use crate::testing::sample_state;
 
     #[test]
     fn keeps_the_newest_capacity_events_newest_first() {
-        let history = History::new();
-        let vehicle = Uuid::new_v4();
+        let mut ring = Ring::default();
         let start = Utc::now();
         // Outcomes alternate, so no event is like the one before it.
         for i in 0..(CAPACITY as i64 + 5) {
             let outcome = if i % 2 == 0 { Outcome::Ok } else { Outcome::Ignored };
-            history.record(vehicle, start + chrono::Duration::seconds(i), EventKind::Webhook, outcome);
+            ring.record(start + chrono::Duration::seconds(i), EventKind::Webhook, outcome);
         }
-        let events = history.events(vehicle);
+        let events = ring.events();
         assert_eq!(events.len(), CAPACITY);
         assert!(events[0].at > events[1].at);
         assert_eq!(events[CAPACITY - 1].at.timestamp(), (start + chrono::Duration::seconds(5)).timestamp());
@@ -213,47 +234,52 @@ mod tests {
 
     #[test]
     fn routine_traffic_is_counted_and_never_pushes_out_what_happened_between() {
-        let history = History::new();
-        let vehicle = Uuid::new_v4();
+        let mut ring = Ring::default();
         // Kept to the millisecond: start on a whole second.
         let start = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
         let at = |minute: i64| start + chrono::Duration::minutes(minute);
         for minute in 0..100 {
-            history.record(vehicle, at(minute), EventKind::Webhook, Outcome::Ok);
+            ring.record(at(minute), EventKind::Webhook, Outcome::Ok);
         }
-        history.record_with_note(vehicle, at(100), EventKind::Restart, Outcome::Failed, "panicked");
+        ring.record_with_note(at(100), EventKind::Restart, Outcome::Failed, "panicked");
         for minute in 101..1000 {
-            history.record(vehicle, at(minute), EventKind::Webhook, Outcome::Ok);
+            ring.record(at(minute), EventKind::Webhook, Outcome::Ok);
         }
-        let events = history.events(vehicle);
+        let events = ring.events();
         assert_eq!(events.len(), 3, "{events:?}");
         let (newest, restart, oldest) = (&events[0], &events[1], &events[2]);
         assert_eq!((newest.count, newest.first_at, newest.at), (899, at(101), at(999)));
         assert_eq!((restart.kind, restart.count, restart.at), (EventKind::Restart, 1, at(100)));
         assert_eq!((oldest.count, oldest.first_at, oldest.at), (100, at(0), at(99)));
-        assert_eq!(history.last(vehicle, EventKind::Webhook).map(|e| e.at), Some(at(999)));
+        assert_eq!(ring.last(EventKind::Webhook).map(|e| e.at), Some(at(999)));
         // Another outcome, or another note, is another entry.
-        history.record(vehicle, at(1000), EventKind::Webhook, Outcome::Refused);
-        history.record_with_note(vehicle, at(1001), EventKind::Webhook, Outcome::Refused, "wrong owner");
-        history.record_with_note(vehicle, at(1002), EventKind::Webhook, Outcome::Refused, "wrong owner");
-        let events = history.events(vehicle);
+        ring.record(at(1000), EventKind::Webhook, Outcome::Refused);
+        ring.record_with_note(at(1001), EventKind::Webhook, Outcome::Refused, "wrong owner");
+        ring.record_with_note(at(1002), EventKind::Webhook, Outcome::Refused, "wrong owner");
+        let events = ring.events();
         assert_eq!(events.len(), 5);
         assert_eq!((events[0].count, events[0].note.as_deref()), (2, Some("wrong owner")));
         assert_eq!((events[1].count, events[1].note.as_deref()), (1, None));
     }
 
     #[test]
-    fn rings_are_lazy_and_notes_are_cut() {
-        let history = History::new();
-        assert!(history.events(Uuid::new_v4()).is_empty());
-        assert!(history.is_empty());
-        let vehicle = Uuid::new_v4();
+    fn a_vehicles_history_is_on_its_board_entry_and_goes_with_it() {
+        let board = Arc::new(SnapshotBoard::new());
+        let history = History::new(Arc::clone(&board));
+        let state = sample_state("enode-1");
+        let vehicle = state.internal_id;
+        // Not on the board: nothing to record into, nothing kept.
+        history.record(vehicle, Utc::now(), EventKind::Push, Outcome::Ok);
+        assert!(history.events(vehicle).is_empty());
+        let entry = board.publish(Arc::new(Snapshot::new(Arc::new(state))));
+        assert_eq!(entry.history().events(), Vec::new(), "an empty ring");
         history.record_with_note(vehicle, Utc::now(), EventKind::Restart, Outcome::Failed, &"é".repeat(200));
         let note = history.last(vehicle, EventKind::Restart).and_then(|e| e.note).unwrap();
         assert!(note.len() <= MAX_NOTE && note.chars().all(|c| c == 'é'));
         assert!(history.last(vehicle, EventKind::Push).is_none());
-        history.forget(vehicle);
-        assert!(history.is_empty());
+        assert_eq!(entry.history().events().len(), 1, "the entry's own ring");
+        board.remove(vehicle);
+        assert!(history.events(vehicle).is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! first reader that needs it, once per snapshot (see `Snapshot::rendered`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use ractor::ActorRef;
 
+use crate::history::Ring;
 use crate::state::{DataSource, VehicleState};
 use crate::status::{StatusView, fingerprint};
 use crate::vehicle::VehicleMsg;
@@ -244,6 +245,9 @@ pub struct BoardEntry {
     /// Unix ms of the current snapshot's `received_at`, kept beside the snapshot so the refresh
     /// scan, which visits every vehicle every second, can pass over fresh ones without loading it.
     received_at_ms: AtomicI64,
+    /// What happened to the vehicle lately (see `history`). Here, not in a map of its own: every
+    /// webhook records into it right after finding this entry, and it goes with the vehicle.
+    history: Mutex<Ring>,
 }
 
 impl BoardEntry {
@@ -261,6 +265,7 @@ impl BoardEntry {
             last_active: AtomicI64::new(0),
             holds_work: AtomicBool::new(false),
             actor: Mutex::new(None),
+            history: Mutex::default(),
         }
     }
 
@@ -333,9 +338,15 @@ impl BoardEntry {
         self.actor_slot().take()
     }
 
-    fn actor_slot(&self) -> std::sync::MutexGuard<'_, Option<ActorRef<VehicleMsg>>> {
+    fn actor_slot(&self) -> MutexGuard<'_, Option<ActorRef<VehicleMsg>>> {
         // Poisoning cannot leave the handle half-written: take the guard either way.
         self.actor.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The vehicle's recent events, to record into or read.
+    pub fn history(&self) -> MutexGuard<'_, Ring> {
+        // A ring is whole between any two of its calls: take the guard either way.
+        self.history.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn status(&self) -> ActorStatus {

@@ -10,7 +10,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcRepl
 use uuid::Uuid;
 
 use super::{FleetConfig, FleetError, Registry, Slot};
-use crate::history::{EventKind, History, Outcome};
+use crate::history::{EventKind, Outcome};
 use crate::model::Vehicle;
 use crate::ports::VehicleWrite;
 use crate::snapshot::{ActorStatus, BoardEntry, Snapshot};
@@ -60,9 +60,8 @@ pub(super) async fn start(
     context: Arc<VehicleContext>,
     registry: Arc<Registry>,
     config: FleetConfig,
-    history: Arc<History>,
 ) -> Result<ActorRef<SupervisorMsg>, FleetError> {
-    let args = SupervisorState { context, registry, config, history };
+    let args = SupervisorState { context, registry, config };
     let (supervisor, _handle) =
         Actor::spawn(None, FleetSupervisor, args).await.map_err(|e| FleetError::Spawn(e.to_string()))?;
     Ok(supervisor)
@@ -72,7 +71,6 @@ struct SupervisorState {
     context: Arc<VehicleContext>,
     registry: Arc<Registry>,
     config: FleetConfig,
-    history: Arc<History>,
 }
 
 impl Actor for FleetSupervisor {
@@ -179,17 +177,19 @@ impl SupervisorState {
         let entry = self.context.board.publish(snapshot);
         self.registry.slots.insert(id, Slot::default());
         self.registry.counters.created.fetch_add(1, Ordering::Relaxed);
-        self.history.record(id, self.context.clock.now(), EventKind::Created, Outcome::Ok);
+        entry.history().record(self.context.clock.now(), EventKind::Created, Outcome::Ok);
         tracing::info!(vehicle = %id, enode_vehicle = %entry.snapshot().state.vehicle.id, "vehicle created");
         self.start_actor(myself, id, entry).await;
     }
 
     async fn deliver(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid, msg: VehicleMsg, attempts: u8) {
-        if !self.registry.slots.contains_key(&internal_id) {
+        // Off the board means removed: the board and the registry lose a vehicle in one step
+        // of this supervisor's (`remove`).
+        let Some(entry) = self.context.board.by_internal_id(internal_id) else {
             self.registry.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
-        }
-        let Some(actor) = self.awake(myself, internal_id).await else {
+        };
+        let Some(actor) = self.wake(myself, internal_id, entry).await else {
             // Degraded (or stopped): keep the newest data for when an operator restarts it.
             if matches!(msg, VehicleMsg::Observe { .. })
                 && let Some(mut slot) = self.registry.slots.get_mut(&internal_id)
@@ -212,6 +212,16 @@ impl SupervisorState {
     /// or gone: those wait for an operator (or are not there to wake).
     async fn awake(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid) -> Option<ActorRef<VehicleMsg>> {
         let entry = self.context.board.by_internal_id(internal_id)?;
+        self.wake(myself, internal_id, entry).await
+    }
+
+    /// `awake` for a vehicle whose entry the caller has.
+    async fn wake(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        internal_id: Uuid,
+        entry: Arc<BoardEntry>,
+    ) -> Option<ActorRef<VehicleMsg>> {
         if let Some(actor) = entry.actor() {
             return Some(actor);
         }
@@ -278,7 +288,6 @@ impl SupervisorState {
         }
         self.context.write_behind.submit(VehicleWrite::Delete { internal_id });
         self.registry.counters.removed.fetch_add(1, Ordering::Relaxed);
-        self.history.forget(internal_id);
         tracing::info!(vehicle = %internal_id, "vehicle removed");
         true
     }
@@ -295,7 +304,7 @@ impl SupervisorState {
             let _ = actor.stop_and_wait(Some("restart requested".into()), Some(Duration::from_secs(5))).await;
         }
         let now = self.context.clock.now();
-        self.history.record_with_note(internal_id, now, EventKind::Restart, Outcome::Ok, "requested by an operator");
+        entry.history().record_with_note(now, EventKind::Restart, Outcome::Ok, "requested by an operator");
         self.start_actor(myself, internal_id, entry).await.is_some()
     }
 
@@ -312,7 +321,7 @@ impl SupervisorState {
             }
             let now = self.context.clock.now();
             let note = format!("{error} (while going to sleep; a new actor already runs)");
-            self.history.record_with_note(internal_id, now, EventKind::Restart, Outcome::Failed, &note);
+            entry.history().record_with_note(now, EventKind::Restart, Outcome::Failed, &note);
             tracing::warn!(vehicle = %internal_id, %error, "vehicle actor failed while going to sleep; already woken");
             return;
         }
@@ -335,7 +344,7 @@ impl SupervisorState {
         };
         let at = self.context.clock.now();
         let kind = if exhausted { EventKind::Degraded } else { EventKind::Restart };
-        self.history.record_with_note(internal_id, at, kind, Outcome::Failed, &error);
+        entry.history().record_with_note(at, kind, Outcome::Failed, &error);
         if exhausted {
             entry.set_status(ActorStatus::Degraded);
             self.registry.counters.degraded.fetch_add(1, Ordering::Relaxed);

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::ports::SystemClock;
+use crate::snapshot::SnapshotBoard;
 use crate::state::VehicleState;
 use crate::testing::{MemoryPushStore, eventually_here, sample_state};
 
@@ -324,9 +325,11 @@ async fn a_store_outage_delays_nothing_and_loses_nothing() {
 async fn every_delivery_outcome_lands_in_the_vehicles_history_and_the_admin_views() {
     let (store, net) = (Arc::new(MemoryPushStore::default()), Arc::new(FakeNet::default()));
     let outbox = outbox(&store, &net, fast()).await;
-    let history = Arc::new(History::new());
-    outbox.record_history_in(Arc::clone(&history));
     let state = sample_state("enode-1");
+    let board = Arc::new(SnapshotBoard::new());
+    board.publish(Arc::new(Snapshot::new(Arc::new(state.clone()))));
+    let history = Arc::new(History::new(board));
+    outbox.record_history_in(Arc::clone(&history));
     let ha = net.add("http://ha/api/webhook/a", "enode-1");
     ha.answer(Answer::Fail(PushOutcome::Http5xx(500)));
     outbox.register(registration(&state, "http://ha/api/webhook/a", "enode-1")).await.expect("register");
