@@ -218,21 +218,21 @@ impl Fleet {
         source: DataSource,
         kind: ObservationKind,
     ) -> Routed {
-        let vehicle = vehicle.into();
+        let vehicle = match self.observe_owned(user_id, vehicle.into(), source, kind) {
+            Ok(()) => return Routed::Queued,
+            Err(vehicle) => vehicle,
+        };
+        // New, or another user's: looked up again, as both are rare.
         let Some(entry) = self.inner.context.board.get(&vehicle.id) else {
             let msg = SupervisorMsg::Create { user_id, vehicle, source, kind };
             return self.to_supervisor(msg);
         };
-        let internal_id = entry.internal_id();
-        if entry.owner() != user_id {
-            tracing::warn!(vehicle = %vehicle.id, "event names a different owner than the vehicle has; ignored");
-            if source == DataSource::Webhook {
-                let now = self.inner.context.clock.now();
-                entry.history().record_with_note(now, EventKind::Webhook, Outcome::Refused, "wrong owner");
-            }
-            return Routed::WrongOwner;
+        tracing::warn!(vehicle = %vehicle.id, "event names a different owner than the vehicle has; ignored");
+        if source == DataSource::Webhook {
+            let now = self.inner.context.clock.now();
+            entry.history().record_with_note(now, EventKind::Webhook, Outcome::Refused, "wrong owner");
         }
-        self.route(&entry, internal_id, vehicle, source, kind)
+        Routed::WrongOwner
     }
 
     /// `observe` for a vehicle on the board as `user_id`'s; any other vehicle (new, or another
@@ -248,29 +248,16 @@ impl Fleet {
         kind: ObservationKind,
     ) -> Result<(), Box<Vehicle>> {
         let Some(entry) = self.inner.context.board.get(&vehicle.id) else { return Err(vehicle) };
-        let internal_id = entry.internal_id();
         if entry.owner() != user_id {
             return Err(vehicle);
         }
-        // Always queued (the supervisor takes over when the actor is not running).
-        self.route(&entry, internal_id, vehicle, source, kind);
-        Ok(())
-    }
-
-    /// Sends an observation to a known vehicle's actor; a webhook also goes into its history.
-    fn route(
-        &self,
-        entry: &BoardEntry,
-        internal_id: Uuid,
-        vehicle: Box<Vehicle>,
-        source: DataSource,
-        kind: ObservationKind,
-    ) -> Routed {
         if source == DataSource::Webhook {
             let now = self.inner.context.clock.now();
             entry.history().record(now, EventKind::Webhook, Outcome::Ok);
         }
-        self.send(entry, internal_id, VehicleMsg::Observe { vehicle, source, kind })
+        // Always queued (the supervisor takes over when the actor is not running).
+        self.send(&entry, entry.internal_id(), VehicleMsg::Observe { vehicle, source, kind });
+        Ok(())
     }
 
     /// Marks a user's vehicles (of `vendor`, or all when None) as needing a relink. Returns how many.

@@ -98,9 +98,9 @@ impl Entry {
         Self { at_millis, first_millis: at_millis, count: 1, kind, outcome, note }
     }
 
-    /// Whether `other` is the same event again (it is then counted into this entry).
-    fn is_like(&self, other: &Entry) -> bool {
-        self.kind == other.kind && self.outcome == other.outcome && self.note == other.note
+    /// Whether an event of this kind, outcome and note is this one again (it is then counted in).
+    fn is_like(&self, kind: EventKind, outcome: Outcome, note: Option<&str>) -> bool {
+        self.kind == kind && self.outcome == outcome && self.note.as_deref() == note
     }
 
     fn to_event(&self) -> HistoryEvent {
@@ -125,20 +125,19 @@ pub struct Ring {
 impl Ring {
     /// Records an event.
     pub fn record(&mut self, at: DateTime<Utc>, kind: EventKind, outcome: Outcome) {
-        self.push(Entry::new(at, kind, outcome, None));
+        self.push(at, kind, outcome, None);
     }
 
     /// Records an event with a short note (an error, a status). Never put a secret, a key or a
     /// push URL here: the admin page shows it.
     pub fn record_with_note(&mut self, at: DateTime<Utc>, kind: EventKind, outcome: Outcome, note: &str) {
-        let note = truncate(note, MAX_NOTE);
-        self.push(Entry::new(at, kind, outcome, Some(note.into())));
+        self.push(at, kind, outcome, Some(truncate(note, MAX_NOTE)));
     }
 
-    fn push(&mut self, entry: Entry) {
+    fn push(&mut self, at: DateTime<Utc>, kind: EventKind, outcome: Outcome, note: Option<&str>) {
         let ring = &mut self.entries;
-        if let Some(newest) = ring.back_mut().filter(|newest| newest.is_like(&entry)) {
-            newest.at_millis = entry.at_millis;
+        if let Some(newest) = ring.back_mut().filter(|newest| newest.is_like(kind, outcome, note)) {
+            newest.at_millis = at.timestamp_millis();
             newest.count = newest.count.saturating_add(1);
             return;
         }
@@ -148,7 +147,7 @@ impl Ring {
             // Quiet vehicles never grow past a few entries; start small instead of at CAPACITY.
             ring.reserve_exact(4);
         }
-        ring.push_back(entry);
+        ring.push_back(Entry::new(at, kind, outcome, note.map(Box::from)));
     }
 
     /// The events, newest first.

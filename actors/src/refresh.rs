@@ -220,12 +220,10 @@ impl RefreshScheduler {
         self.inner.requested.retain(|id, _| on_board(id));
     }
 
-    /// Asks for a refresh of this vehicle as soon as the budget allows (admin). False if unknown.
-    pub fn request(&self, id: &str) -> bool {
-        let Some(entry) = self.inner.fleet.board().get(id) else { return false };
+    /// Asks for a refresh of the vehicle on `entry` as soon as the budget allows (admin).
+    pub fn request(&self, entry: &BoardEntry) {
         self.inner.requested.insert(entry.internal_id(), ());
         self.inner.wake.notify_one();
-        true
     }
 
     /// How fresh the vehicle on `entry` is right now.

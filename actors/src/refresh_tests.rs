@@ -231,7 +231,7 @@ async fn an_operator_request_goes_first_even_when_fresh() {
     let h = harness(&[1], &[Tier::Pro], 1).await;
     h.round().await;
     assert!(h.upstream.fetched().is_empty());
-    assert!(h.scheduler.request("v0"));
+    h.scheduler.request(&h.fleet.board().get("v0").expect("on the board"));
     h.round().await;
     assert_eq!(h.upstream.fetched(), ["v0"]);
 }

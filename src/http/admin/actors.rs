@@ -202,9 +202,7 @@ pub async fn refresh(
         });
     }
     let internal_id = entry.internal_id();
-    if !app.refresh.request(&id) {
-        return Err(ApiError::NotFound("vehicle not found"));
-    }
+    app.refresh.request(&entry);
     tracing::info!(vehicle = %internal_id, by = %admin.who, "refresh requested by an administrator");
     Ok((StatusCode::ACCEPTED, Json(RefreshAnswer { queued: true, internal_id })))
 }
