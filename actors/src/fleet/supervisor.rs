@@ -189,7 +189,7 @@ impl SupervisorState {
             self.registry.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let Some(actor) = self.wake(myself, internal_id, entry).await else {
+        let Some(actor) = self.wake(myself, entry).await else {
             // Degraded (or stopped): keep the newest data for when an operator restarts it.
             if matches!(msg, VehicleMsg::Observe { .. })
                 && let Some(mut slot) = self.registry.slots.get_mut(&internal_id)
@@ -212,23 +212,18 @@ impl SupervisorState {
     /// or gone: those wait for an operator (or are not there to wake).
     async fn awake(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid) -> Option<ActorRef<VehicleMsg>> {
         let entry = self.context.board.by_internal_id(internal_id)?;
-        self.wake(myself, internal_id, entry).await
+        self.wake(myself, entry).await
     }
 
     /// `awake` for a vehicle whose entry the caller has.
-    async fn wake(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        internal_id: Uuid,
-        entry: Arc<BoardEntry>,
-    ) -> Option<ActorRef<VehicleMsg>> {
+    async fn wake(&mut self, myself: &ActorRef<SupervisorMsg>, entry: Arc<BoardEntry>) -> Option<ActorRef<VehicleMsg>> {
         if let Some(actor) = entry.actor() {
             return Some(actor);
         }
         if entry.status() != ActorStatus::Idle {
             return None;
         }
-        let actor = self.start_actor(myself, internal_id, entry).await?;
+        let actor = self.start_actor(myself, entry.internal_id(), entry).await?;
         self.registry.counters.woken.fetch_add(1, Ordering::Relaxed);
         Some(actor)
     }
