@@ -30,7 +30,7 @@ use evconduit::store::testing::TestDatabase;
 use crate::http1::{Connection, get_request};
 use crate::loadgen::RunResult;
 use crate::options::{Backend, Options};
-use crate::process::{Server, cpu_by_thread, cpu_time, free_addr};
+use crate::process::{Server, cpu_by_thread, cpu_time, free_addr, others_between, others_cpu};
 use crate::report::{Machine, Phase, Report, Round, Webhooks, median};
 use crate::webhooks::WebhookLoad;
 
@@ -406,12 +406,14 @@ where
     Fut: std::future::Future<Output = RunResult>,
 {
     let own = std::process::id();
+    let others_before = others_cpu(&[own, server.pid()]);
     let before = (server.cpu(), cpu_time(own), Instant::now());
     let result = phase().await;
     let wall = before.2.elapsed().as_secs_f64();
     let server_cores = (server.cpu() - before.0).as_secs_f64() / wall;
     let harness_cores = (cpu_time(own) - before.1).as_secs_f64() / wall;
-    Phase::new(&result, server_cores, harness_cores)
+    let (others, busiest) = others_between(&others_before, &others_cpu(&[own, server.pid()]));
+    Phase::new(&result, server_cores, harness_cores).with_others(others, busiest)
 }
 
 /// One real status answer from the service, for the ceiling to serve.

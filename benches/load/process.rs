@@ -145,6 +145,42 @@ pub fn cpu_by_thread(pid: u32) -> BTreeMap<String, Duration> {
 }
 
 /// utime + stime of a `/proc/.../stat` file (zero when unreadable).
+/// CPU time so far of every process on the machine but `exclude` (kernel threads included), by
+/// pid, with its name: what the host ran beside the server and the harness.
+pub fn others_cpu(exclude: &[u32]) -> BTreeMap<u32, (String, Duration)> {
+    let mut others = BTreeMap::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return others };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        if exclude.contains(&pid) {
+            continue;
+        }
+        let Ok(name) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        others.insert(pid, (name.trim().to_owned(), stat_cpu(&format!("/proc/{pid}/stat"))));
+    }
+    others
+}
+
+/// What other processes ran between two `others_cpu` snapshots: the total, and the busiest names
+/// (processes of one name summed), most first. A process that started meanwhile counts whole.
+pub fn others_between(
+    before: &BTreeMap<u32, (String, Duration)>,
+    after: &BTreeMap<u32, (String, Duration)>,
+) -> (Duration, Vec<(String, Duration)>) {
+    let mut by_name: BTreeMap<&str, Duration> = BTreeMap::new();
+    for (pid, (name, cpu)) in after {
+        let earlier = before.get(pid).map_or(Duration::ZERO, |(_, cpu)| *cpu);
+        let used = cpu.saturating_sub(earlier);
+        if !used.is_zero() {
+            *by_name.entry(name).or_default() += used;
+        }
+    }
+    let total = by_name.values().sum();
+    let mut busiest: Vec<(String, Duration)> = by_name.into_iter().map(|(n, d)| (n.to_owned(), d)).collect();
+    busiest.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
+    (total, busiest)
+}
+
 fn stat_cpu(path: &str) -> Duration {
     let Ok(stat) = std::fs::read_to_string(path) else { return Duration::ZERO };
     // Fields after the command name (which may contain spaces) are space separated; utime and

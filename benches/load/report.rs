@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -42,6 +43,10 @@ pub struct Phase {
     /// `RunResult::sends_late`), p99 and max, ms.
     pub generator_late_p99_ms: Option<f64>,
     pub generator_late_max_ms: Option<f64>,
+    /// CPU every other process on the machine used meanwhile (the host's daemons, the kernel's
+    /// threads, PostgreSQL's processes), ms, and the busiest of them by name.
+    pub others_ms: f64,
+    pub others_busiest: Vec<(String, f64)>,
 }
 
 impl Phase {
@@ -58,7 +63,17 @@ impl Phase {
             harness_cores,
             generator_late_p99_ms: r.send_late(0.99),
             generator_late_max_ms: r.send_late(1.0),
+            others_ms: 0.0,
+            others_busiest: Vec::new(),
         }
+    }
+
+    /// The phase with what other processes used meanwhile (see `process::others_between`).
+    pub fn with_others(mut self, total: Duration, busiest: Vec<(String, Duration)>) -> Self {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        self.others_ms = ms(total);
+        self.others_busiest = busiest.into_iter().take(3).map(|(name, d)| (name, ms(d))).collect();
+        self
     }
 }
 
@@ -302,6 +317,21 @@ impl Report {
                  {c99:.2} and {v99:.2} ms). A stall of the generator makes every send scheduled during it late, but \
                  counts here once per connection, so its p99 understates it: a max near a phase's tail says the \
                  tail is the host's."
+            );
+        }
+        if let (Some(c), Some(v)) = (&self.fixed_rate_ceiling, &self.fixed_rate_service) {
+            let busiest = |p: &Phase| {
+                p.others_busiest.iter().map(|(name, ms)| format!("{name} {ms:.0}")).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "\nEvery other process on the machine in those phases (the host's daemons, the kernel's threads, \
+                 PostgreSQL's processes): {:.0} ms of CPU during evconduit's (busiest, ms: {}), {:.0} ms during the \
+                 ceiling's ({}). A kernel thread or daemon busy for tens of ms stalls whatever shares its core.",
+                v.others_ms,
+                busiest(v),
+                c.others_ms,
+                busiest(c)
             );
         }
         if let Some(lag) = &self.fixed_rate_service_runtime {
