@@ -256,7 +256,7 @@ impl Fleet {
             entry.history().record(now, EventKind::Webhook, Outcome::Ok);
         }
         // Always queued (the supervisor takes over when the actor is not running).
-        self.send(&entry, entry.internal_id(), VehicleMsg::Observe { vehicle, source, kind });
+        self.send(&entry, VehicleMsg::Observe { vehicle, source, kind });
         Ok(())
     }
 
@@ -268,9 +268,8 @@ impl Fleet {
             let own = snapshot.state.vehicle.vendor.as_deref();
             if vendor.is_none_or(|v| own.is_some_and(|own| own.eq_ignore_ascii_case(v))) {
                 let now = self.inner.context.clock.now();
-                let internal_id = entry.internal_id();
                 entry.history().record(now, EventKind::CredentialsInvalidated, Outcome::Ok);
-                self.send(&entry, internal_id, VehicleMsg::CredentialsInvalidated);
+                self.send(&entry, VehicleMsg::CredentialsInvalidated);
                 count += 1;
             }
         }
@@ -322,7 +321,7 @@ impl Fleet {
         if entry.owner() != user_id {
             return Routed::WrongOwner;
         }
-        self.send(&entry, entry.internal_id(), VehicleMsg::ActionUpdated(Box::new(action)))
+        self.send(&entry, VehicleMsg::ActionUpdated(Box::new(action)))
     }
 
     /// Removes a vehicle (by either id): stops its actor, takes it off the board, deletes it from
@@ -351,7 +350,7 @@ impl Fleet {
         let Some(entry) = self.inner.context.board.get(id) else {
             return false;
         };
-        self.send(&entry, entry.internal_id(), VehicleMsg::Crash { reason: reason.to_owned() });
+        self.send(&entry, VehicleMsg::Crash { reason: reason.to_owned() });
         true
     }
 
@@ -401,7 +400,8 @@ impl Fleet {
     }
 
     /// Routes a message to a vehicle's actor (its entry counts the backlog).
-    fn send(&self, entry: &BoardEntry, internal_id: Uuid, msg: VehicleMsg) -> Routed {
+    fn send(&self, entry: &BoardEntry, msg: VehicleMsg) -> Routed {
+        let internal_id = entry.internal_id();
         match entry.actor() {
             Some(actor) => match actor.cast(msg) {
                 Ok(()) => {

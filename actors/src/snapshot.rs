@@ -62,9 +62,9 @@ impl Rendered {
 
 /// The few fields of a vehicle's state that a poll reads besides the body: when its data arrived
 /// and from where, whether it needs a relink (its ids, fixed for its life, are on its board
-/// entry). `state` is an allocation of its own,
-/// and among 100 000 vehicles reaching into it cost each poll two more cache misses (about 0.3 us
-/// in `cargo bench --bench read_path`, status/100000); the snapshot is loaded anyway.
+/// entry). `state` is an allocation of its own, and among 100 000 vehicles reaching into it cost
+/// each poll two more cache misses (about 0.3 us in `cargo bench --bench read_path`,
+/// status/100000); the snapshot is loaded anyway.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Facts {
     pub received_at: DateTime<Utc>,

@@ -179,7 +179,7 @@ impl SupervisorState {
         self.registry.counters.created.fetch_add(1, Ordering::Relaxed);
         entry.history().record(self.context.clock.now(), EventKind::Created, Outcome::Ok);
         tracing::info!(vehicle = %id, enode_vehicle = %entry.snapshot().state.vehicle.id, "vehicle created");
-        self.start_actor(myself, id, entry).await;
+        self.start_actor(myself, entry).await;
     }
 
     async fn deliver(&mut self, myself: &ActorRef<SupervisorMsg>, internal_id: Uuid, msg: VehicleMsg, attempts: u8) {
@@ -223,7 +223,7 @@ impl SupervisorState {
         if entry.status() != ActorStatus::Idle {
             return None;
         }
-        let actor = self.start_actor(myself, entry.internal_id(), entry).await?;
+        let actor = self.start_actor(myself, entry).await?;
         self.registry.counters.woken.fetch_add(1, Ordering::Relaxed);
         Some(actor)
     }
@@ -300,7 +300,7 @@ impl SupervisorState {
         }
         let now = self.context.clock.now();
         entry.history().record_with_note(now, EventKind::Restart, Outcome::Ok, "requested by an operator");
-        self.start_actor(myself, internal_id, entry).await.is_some()
+        self.start_actor(myself, entry).await.is_some()
     }
 
     /// A vehicle's actor failed: restart it from its last snapshot, unless it has used its budget.
@@ -349,7 +349,7 @@ impl SupervisorState {
         self.registry.counters.restarts.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(vehicle = %internal_id, %error, "vehicle actor failed; restarting from its last snapshot");
         entry.set_status(ActorStatus::Restarting);
-        self.start_actor(myself, internal_id, entry).await;
+        self.start_actor(myself, entry).await;
     }
 
     /// Starts the vehicle's actor and hands it to the board entry. None when it could not start
@@ -357,9 +357,9 @@ impl SupervisorState {
     async fn start_actor(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
-        internal_id: Uuid,
         entry: Arc<BoardEntry>,
     ) -> Option<ActorRef<VehicleMsg>> {
+        let internal_id = entry.internal_id();
         match spawn_vehicle(&self.context, Arc::clone(&entry), myself.get_cell()).await {
             Ok(actor) => {
                 self.registry.by_actor.insert(actor.get_id(), internal_id);
