@@ -335,11 +335,9 @@ impl Fleet {
             .map_err(|_| FleetError::SupervisorDown)
     }
 
-    /// Restarts a vehicle's actor from its last snapshot (also un-degrades it).
-    pub async fn restart(&self, id: &str) -> Result<bool, FleetError> {
-        let Some(entry) = self.inner.context.board.get(id) else {
-            return Ok(false);
-        };
+    /// Restarts a vehicle's actor from its last snapshot (also un-degrades it); false when the
+    /// vehicle was removed meanwhile.
+    pub async fn restart(&self, entry: &BoardEntry) -> Result<bool, FleetError> {
         let internal_id = entry.internal_id();
         ractor::call!(self.inner.supervisor, |reply| SupervisorMsg::Restart { internal_id, reply })
             .map_err(|_| FleetError::SupervisorDown)

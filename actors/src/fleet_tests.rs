@@ -160,7 +160,7 @@ async fn too_many_restarts_degrade_the_vehicle_until_restarted() {
     h.fleet.observe(user, updated("a", 51.0, 2), DataSource::Webhook, ObservationKind::Updated);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(battery(&h.fleet, "a"), Some(50.0));
-    assert!(h.fleet.restart("a").await.unwrap());
+    assert!(h.fleet.restart(&h.fleet.board().get("a").unwrap()).await.unwrap());
     eventually_here("parked data applied", || battery(&h.fleet, "a") == Some(51.0)).await;
     assert_eq!(h.fleet.health("a").unwrap().status, ActorStatus::Running);
 }
@@ -320,7 +320,7 @@ mod sleeping {
         h.fleet.observe(user, updated("a", 52.0, 3), DataSource::Webhook, ObservationKind::Updated);
         eventually_here("applied after the restart", || battery(&h.fleet, "a") == Some(52.0)).await;
 
-        assert!(h.fleet.restart("a").await.unwrap());
+        assert!(h.fleet.restart(&h.fleet.board().get("a").unwrap()).await.unwrap());
         eventually_here("the stopped actor gone", || h.fleet.stats().live_actors == 1).await;
         let again = running_actor(&h.fleet, &entry);
         assert!(again.is_some() && again != restarted);

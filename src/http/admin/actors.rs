@@ -160,7 +160,7 @@ pub async fn restart(
     let internal_id = entry.internal_id();
     let restarted = app
         .fleet
-        .restart(&id)
+        .restart(&entry)
         .await
         .map_err(|err| ApiError::Unavailable { detail: err.to_string(), retry_after_secs: Some(5) })?;
     if !restarted {
