@@ -53,8 +53,9 @@ pub struct PostgresStore {
     /// Webhook deliveries' records, committed without waiting for the WAL to reach the disk
     /// (`synchronous_commit = off`), on connections of their own. A delivery is acknowledged only
     /// once recorded, and under webhook load its one-row commit waited for the flush of the
-    /// write-behind's megabytes of WAL ahead of it (8.6 ms a record on average), so four
-    /// deliveries in flight left the server's core a fifth idle. The record only lets a repeated
+    /// write-behind's megabytes of WAL ahead of it: a record took 8.6 ms on average (6 ms without
+    /// that wait, the rest being the server's own run queue), so four deliveries in flight left
+    /// the server's core a fifth idle (a tenth without the wait). The record only lets a repeated
     /// delivery be recognised: one lost to a database crash within the flush delay
     /// (`wal_writer_delay`, 200 ms by default) makes Enode's redelivery of it, if any, apply
     /// again, which is harmless (newer state wins). Everything else, the vehicles' states
