@@ -81,8 +81,8 @@ pub struct HistoryEvent {
     pub note: Option<Box<str>>,
 }
 
-#[derive(Debug)]
 /// Compact storage form: 8 + 8 + 4 + 1 + 1 bytes plus the note pointer (40 bytes with padding).
+#[derive(Debug)]
 struct Entry {
     at_millis: i64,
     first_millis: i64,

@@ -136,15 +136,12 @@ pub fn cpu_time(pid: u32) -> Duration {
 pub fn cpu_by_thread(pid: u32) -> BTreeMap<String, Duration> {
     let mut by_name = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return by_name };
-    for task in tasks.flatten() {
-        let dir = task.path();
-        let Ok(name) = std::fs::read_to_string(dir.join("comm")) else { continue };
-        *by_name.entry(name.trim().to_owned()).or_default() += stat_cpu(&dir.join("stat").to_string_lossy());
+    for (name, cpu) in tasks.flatten().filter_map(|task| named_cpu(&task.path())) {
+        *by_name.entry(name).or_default() += cpu;
     }
     by_name
 }
 
-/// utime + stime of a `/proc/.../stat` file (zero when unreadable).
 /// CPU time so far of every process on the machine but `exclude` (kernel threads included), by
 /// pid, with its name: what the host ran beside the server and the harness.
 pub fn others_cpu(exclude: &[u32]) -> BTreeMap<u32, (String, Duration)> {
@@ -155,10 +152,18 @@ pub fn others_cpu(exclude: &[u32]) -> BTreeMap<u32, (String, Duration)> {
         if exclude.contains(&pid) {
             continue;
         }
-        let Ok(name) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
-        others.insert(pid, (name.trim().to_owned(), stat_cpu(&format!("/proc/{pid}/stat"))));
+        if let Some(named) = named_cpu(&entry.path()) {
+            others.insert(pid, named);
+        }
     }
     others
+}
+
+/// The name (`comm`) and CPU time so far of a process or thread, from its `/proc` directory;
+/// None when it has gone.
+fn named_cpu(dir: &Path) -> Option<(String, Duration)> {
+    let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+    Some((name.trim().to_owned(), stat_cpu(&dir.join("stat").to_string_lossy())))
 }
 
 /// What other processes ran between two `others_cpu` snapshots: the total, and the busiest names
@@ -181,6 +186,7 @@ pub fn others_between(
     (total, busiest)
 }
 
+/// utime + stime of a `/proc/.../stat` file (zero when unreadable).
 fn stat_cpu(path: &str) -> Duration {
     let Ok(stat) = std::fs::read_to_string(path) else { return Duration::ZERO };
     // Fields after the command name (which may contain spaces) are space separated; utime and
