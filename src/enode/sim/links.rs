@@ -106,7 +106,7 @@ impl World {
             let mut rng = self.rng;
             for _ in 0..count {
                 let seq = self.insert_vehicle(&user, vendor, &mut rng, now, false);
-                if let Some(v) = self.vehicles.get_mut(&seq) {
+                if let Some(v) = self.vehicles.get(&seq) {
                     announce(v, now, out);
                     vehicle_ids.push(v.id.to_string());
                 }
