@@ -5,7 +5,6 @@
 //! This crate knows no HTTP, SQL or Enode client: it reaches the world through `ports`.
 
 mod background;
-mod extra;
 pub mod fleet;
 mod flush;
 pub mod freshness;
