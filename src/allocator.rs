@@ -12,30 +12,27 @@
 //! lock; on a machine with many cores and busy workers, where the lock could be contended (not
 //! measured here), `GLIBC_TUNABLES=glibc.malloc.arena_max=N` gives arenas back.
 //!
-//! Fast bins are off. Much of what the service frees was allocated on another thread: the write-
-//! behind's statement arguments are built on a runtime worker and freed on SQLite's thread. Such
-//! frees fill the freeing thread's cache and then the arena's fast bins, and every allocation
-//! above 1 KiB (a vehicle's JSON, a statement's argument list) first merges every fast-bin chunk
-//! (`malloc_consolidate`, 4% of the CPU of a SQLite catch-up). Without fast bins a freed chunk is
-//! merged with its neighbours at once. Four alternating pairs of short runs (SQLite, 100 000
-//! vehicles, 12-02): catch-up 13 500-17 500 -> 15 800-22 200 rows/s (better in each pair, median
-//! +10%), events/s better in three pairs of four, start-up and memory unchanged; a noisy machine,
-//! so read it as "not worse" at least. `GLIBC_TUNABLES=glibc.malloc.mxfast=N` overrides it.
+//! Fast bins stay on (glibc's default). The eighth session turned them off: then each written
+//! row made ~19 allocations freed on SQLite's thread, they filled its fast bins, and every
+//! allocation over 1 KiB first merged them all (`malloc_consolidate`). Rows now make 5, and with
+//! fast bins off every free merged its chunk with its neighbours at once: `unlink_chunk` was 6%
+//! of the server's CPU under webhook load (twenty-first session). Four alternating pairs of
+//! short runs on SQLite (100 000 vehicles, 10 s of webhooks): caught up in 1.72-1.83 s against
+//! 2.15-2.24 s, 46 000-53 000 rows written during the load against 38 000-40 000, events/s
+//! 24 135-28 099 against 24 385-26 810; on PostgreSQL, four pairs: 25 715-29 435 events/s
+//! against 25 218-27 662, caught up 0.88-1.65 s against 0.78-1.28 s. Memory and start-up the same.
+//! `GLIBC_TUNABLES=glibc.malloc.mxfast=0` turns them off again.
 
-/// Puts every thread on glibc's main arena and turns fast bins off, each unless the operator
-/// chose it (`GLIBC_TUNABLES=glibc.malloc.arena_max=N`, `glibc.malloc.mxfast=N`). Call first
-/// in `main`.
+/// Puts every thread on glibc's main arena, unless the operator chose otherwise
+/// (`GLIBC_TUNABLES=glibc.malloc.arena_max=N`). Call first in `main`.
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-        // SAFETY (both calls): mallopt only sets a malloc parameter; no allocation is in flight
-        // in another thread, as none exists yet.
+        // SAFETY: mallopt only sets a malloc parameter; no allocation is in flight in another
+        // thread, as none exists yet.
         if !tunables.contains("arena_max") {
             unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
-        }
-        if !tunables.contains("mxfast") {
-            unsafe { libc::mallopt(libc::M_MXFAST, 0) };
         }
     }
 }
