@@ -278,6 +278,7 @@ async fn run(options: Options, placement: Placement) {
     }
     report.upstream_total_during_reads = stats.total_requests;
     report.memory.after_reads_rss_kib = server.rss_kib();
+    report.memory.after_reads_huge_pages_kib = server.huge_pages_kib();
     ceiling.stop(Duration::from_secs(5)).await;
     cold_ceiling.stop(Duration::from_secs(5)).await;
 

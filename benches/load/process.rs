@@ -75,6 +75,13 @@ impl Server {
         status_field(self.pid(), "VmRSS:")
     }
 
+    /// Of the resident memory, what is in transparent huge pages, KiB (`AnonHugePages`): glibc
+    /// asks for them only under `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, and gets them in some
+    /// starts only, which moves the read figures (README, "Reads").
+    pub fn huge_pages_kib(&self) -> u64 {
+        proc_field(self.pid(), "smaps_rollup", "AnonHugePages:")
+    }
+
     /// CPU time used so far (user + system).
     pub fn cpu(&self) -> Duration {
         cpu_time(self.pid())
@@ -118,7 +125,12 @@ pub fn free_addr() -> SocketAddr {
 
 /// A `/proc/<pid>/status` field in KiB (0 when unreadable).
 pub fn status_field(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    proc_field(pid, "status", field)
+}
+
+/// A field in KiB of `/proc/<pid>/<file>` (0 when unreadable).
+fn proc_field(pid: u32, file: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)

@@ -122,11 +122,13 @@ pub struct Memory {
     pub ready_rss_kib: u64,
     /// After the read phases.
     pub after_reads_rss_kib: u64,
+    /// Of that, in transparent huge pages.
+    pub after_reads_huge_pages_kib: u64,
     /// After the webhook phase.
     pub after_webhooks_rss_kib: u64,
-    /// (ready - empty) / N: what a vehicle costs.
+    /// (after reads - empty) / N: what a vehicle costs once polled (its status body rendered).
     pub bytes_per_vehicle: f64,
-    /// ready / N: the whole process per vehicle.
+    /// after reads / N: the whole process per vehicle.
     pub total_bytes_per_vehicle: f64,
     pub ractor: Vec<ProbeResult>,
 }
@@ -401,8 +403,13 @@ impl Report {
         let mem = &self.memory;
         let _ = writeln!(
             s,
-            "Memory: empty service {} KiB; with {} vehicles {} KiB at start, {} KiB after reads, {} KiB after webhooks.",
-            mem.empty_rss_kib, self.vehicles, mem.ready_rss_kib, mem.after_reads_rss_kib, mem.after_webhooks_rss_kib
+            "Memory: empty service {} KiB; with {} vehicles {} KiB at start, {} KiB after reads ({} KiB of it in huge pages), {} KiB after webhooks.",
+            mem.empty_rss_kib,
+            self.vehicles,
+            mem.ready_rss_kib,
+            mem.after_reads_rss_kib,
+            mem.after_reads_huge_pages_kib,
+            mem.after_webhooks_rss_kib
         );
         for p in &mem.ractor {
             let _ = writeln!(
