@@ -75,9 +75,10 @@ impl Server {
         status_field(self.pid(), "VmRSS:")
     }
 
-    /// Of the resident memory, what is in transparent huge pages, KiB (`AnonHugePages`): glibc
-    /// asks for them only under `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, and gets them in some
-    /// starts only, which moves the read figures (README, "Reads").
+    /// Of the resident memory, what is in transparent huge pages, KiB (`AnonHugePages`). Where
+    /// the kernel gives them only when asked (`madvise`, as on the development machine), glibc asks
+    /// only under `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, and then in some starts only; they move
+    /// the read figures (README, "Reads").
     pub fn huge_pages_kib(&self) -> u64 {
         proc_field(self.pid(), "smaps_rollup", "AnonHugePages:")
     }
