@@ -6,7 +6,9 @@
 //! - `routes`: the real routes, no layers,
 //! - `routes + observe`: the same with only this layer,
 //! - `served`: the router as served (every layer),
-//! - all of it again with a tracing subscriber at INFO installed (spans then are real work).
+//! - all of it again with a tracing subscriber at INFO installed. Spans at INFO are real work;
+//!   the status poll's is at DEBUG since 2026-12-06 (`request_span`), so this shows what the
+//!   subscriber still costs a poll.
 //!
 //! Run with `cargo bench --bench request_layer`. Prints ns per request (best of several rounds).
 
