@@ -59,14 +59,16 @@ async fn webhook_silence_degrades_tests_the_subscription_and_falls_back_to_refre
         config.freshness_pro_secs = 5;
     })
     .await;
-    let (_, key) = world.user("silence@example.com", Tier::Pro).await;
-    let id = world.link(&key, "TESLA").await.remove(0);
-    let path = format!("/vehicles/{id}");
     let readyz = || async {
         let body: Value = world.app.http.get(world.app.url("/readyz")).send().await.unwrap().json().await.unwrap();
         body["checks"]["webhook"].as_str().unwrap_or_default().to_owned()
     };
+    // The stream vouches only for data that arrived while it was healthy: link the car once the
+    // heartbeats flow (on a loaded machine the subscription can take longer than the link).
     eventually("webhook healthy", Duration::from_secs(20), || async { readyz().await == "ok" }).await;
+    let (_, key) = world.user("silence@example.com", Tier::Pro).await;
+    let id = world.link(&key, "TESLA").await.remove(0);
+    let path = format!("/vehicles/{id}");
 
     // While heartbeats vouch for the data, a watched car older than its target is not polled.
     for _ in 0..16 {
